@@ -1,0 +1,280 @@
+"""Bytes in, labelled artefacts and provenance out: the convenience entry point for the service and the CLI."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+
+from agepro.errors import AgeProgressionError
+from agepro.growth import GROWTH_SOURCES, GROWTH_TABLE_VERSION, check_age, normalise_sex
+from agepro.landmarks import LANDMARK_INDICES, Proportions
+from agepro.progression import (
+    DEFAULT_FAMILY_WEIGHT,
+    FamilyReference,
+    Progression,
+    ProgressionPlan,
+    progress,
+    relation_sex,
+)
+from agepro.render import (
+    DEFAULT_LABEL,
+    ORIGINAL_LABEL,
+    contact_sheet,
+    format_age,
+    label_text,
+    overlay,
+    png_bytes,
+    with_label,
+)
+
+MAX_RELATIVE_AGE = 120
+METHOD = {
+    "held_fixed": (
+        "The eyes: a photo has no absolute scale, and the eyes grow least of all facial features and anchor the "
+        "artist's comparison, so the eye band keeps its pixel size and position; every other region grows "
+        "around it by the growth model's factors."
+    ),
+    "landmarks": LANDMARK_INDICES,
+    "warp": (
+        "Piecewise-affine over a triangulation of the face mesh, rings around the head and image-border "
+        "anchors; the field fades to zero outside an elliptical head region; every triangle keeps its "
+        "orientation (the displacement is scaled down if one would fold)."
+    ),
+    "family": "Relatives' scale-free proportions, carried to the target age by the growth model, are blended in "
+    "log space with the model's proportions by the family weight.",
+}
+
+
+@dataclass(frozen=True)
+class FamilyPhoto:
+    """A relative's photo (encoded bytes), their age when it was taken and their relation to the child."""
+
+    data: bytes
+    age: float
+    relation: str
+
+
+@dataclass
+class AgeProgressionResult:
+    images: dict[int | float, np.ndarray]  # labelled progressed images per target age
+    overlays: dict[int | float, np.ndarray]  # labelled landmark overlays per target age
+    meshes: dict[int | float, dict]  # JSON-able target mesh per target age
+    sheet: np.ndarray  # original + every target age, labelled
+    provenance: dict
+    progressions: dict[int | float, Progression] = field(repr=False)
+    source_rgb: np.ndarray = field(repr=False)
+
+    def to_files(self) -> dict[str, bytes]:
+        """``age-<N>.png``, ``overlay-<N>.png``, ``mesh-<N>.json`` per target, ``sheet.png``, ``provenance.json``."""
+        files: dict[str, bytes] = {}
+        for age in self.images:
+            name = format_age(age)
+            files[f"age-{name}.png"] = png_bytes(self.images[age])
+            files[f"overlay-{name}.png"] = png_bytes(self.overlays[age])
+            files[f"mesh-{name}.json"] = json.dumps(self.meshes[age], indent=1).encode()
+        files["sheet.png"] = png_bytes(self.sheet)
+        files["provenance.json"] = json.dumps(self.provenance, indent=2, sort_keys=True).encode()
+        return files
+
+
+def code_version() -> str:
+    try:
+        return version("fimg")
+    except PackageNotFoundError:
+        return "unknown (fimg not installed)"
+
+
+def run_age_progression(
+    image_bytes: bytes,
+    age: float,
+    sex: str,
+    target_ages: list[float],
+    family: list[FamilyPhoto | tuple[bytes, float, str]] = (),
+    face_index: int | None = None,
+    label: str = DEFAULT_LABEL,
+    family_weight: float = DEFAULT_FAMILY_WEIGHT,
+) -> AgeProgressionResult:
+    """Progress the face in ``image_bytes`` from ``age`` to every age in ``target_ages``.
+
+    ``family``: relatives' photos as ``FamilyPhoto`` or ``(bytes, age_at_photo, relation)``; ``family_weight``
+    (0-1, 0 disables) is how far the target proportions move toward theirs. Raises ``AgeProgressionError``.
+    """
+    sex = normalise_sex(sex)
+    age = check_age(age, "invalid_age", "current age")
+    targets = _check_targets(age, target_ages)
+    if not 0.0 <= float(family_weight) <= 1.0:
+        raise AgeProgressionError("invalid_parameter", f"family weight must be in 0-1, not {family_weight}")
+    if "{age}" not in label:
+        raise AgeProgressionError("invalid_parameter", "the label must contain '{age}'")
+
+    rgb = _decode(image_bytes, "invalid_image", "the photo")
+    faces = _detect(rgb)
+    if not faces:
+        raise AgeProgressionError("no_face", "no face was found in the photo")
+    if face_index is None:
+        if len(faces) > 1:
+            boxes = ", ".join(f"{i}: box {tuple(int(v) for v in f.box)}" for i, f in enumerate(faces))
+            raise AgeProgressionError(
+                "multiple_faces",
+                f"{len(faces)} faces found ({boxes}); pass a face index (CLI: --face-index) 0-{len(faces) - 1}",
+            )
+        face_index = 0
+    if not 0 <= face_index < len(faces):
+        raise AgeProgressionError(
+            "face_index_out_of_range", f"face index {face_index} is out of range: {len(faces)} face(s) found"
+        )
+    mesh = _mesh(rgb, faces[face_index])
+    if mesh is None:
+        raise AgeProgressionError("no_mesh", "the face was found but its landmarks could not be placed")
+
+    relatives, relatives_provenance = _family_references(family)
+    progressions: dict = {}
+    images, overlays, meshes = {}, {}, {}
+    for target in targets:
+        key = _age_key(target)
+        plan = ProgressionPlan(
+            sex=sex, age=age, target_age=target, family=relatives, family_weight=float(family_weight)
+        )
+        result = progress(rgb, mesh, plan)
+        text = label_text(label, target)
+        progressions[key] = result
+        images[key] = with_label(result.image, text)
+        overlays[key] = with_label(overlay(result.image, result.target_points), text)
+        meshes[key] = _mesh_json(result, text)
+
+    sheet = contact_sheet(
+        [(rgb, label_text(ORIGINAL_LABEL, age))] + [(progressions[k].image, label_text(label, k)) for k in progressions]
+    )
+    provenance = {
+        "kind": "age_progression",
+        "disclaimer": "An approximation from population growth averages, not a likeness; for investigative "
+        "leads only. Every output image carries the label.",
+        "input": {"sha256": hashlib.sha256(image_bytes).hexdigest(), "width": rgb.shape[1], "height": rgb.shape[0]},
+        "faces_detected": len(faces),
+        "face_index": face_index,
+        "face_box": [int(v) for v in faces[face_index].box],
+        "sex": sex,
+        "age": age,
+        "target_ages": [float(t) for t in targets],
+        "growth_table": {"version": GROWTH_TABLE_VERSION, "sources": list(GROWTH_SOURCES)},
+        "method": METHOD,
+        "parameters": {"family_weight": float(family_weight), "label": label},
+        "input_proportions": Proportions.measure(mesh).as_dict(),
+        "targets": {
+            format_age(k): {
+                "label": label_text(label, k),
+                "model_factors": p.model_factors.as_dict(),
+                "applied_factors": p.applied_factors,
+                "displacement_scale": p.displacement_scale,
+                "family_shares": p.family_shares,
+                "model_share": 1.0 - sum(p.family_shares.values()),
+                "predicted_proportions": p.predicted.as_dict(),
+            }
+            for k, p in progressions.items()
+        },
+        "family": relatives_provenance,
+        "code_version": code_version(),
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return AgeProgressionResult(images, overlays, meshes, sheet, provenance, progressions, rgb)
+
+
+def _check_targets(age: float, target_ages) -> list[float]:
+    if isinstance(target_ages, (int, float)):
+        target_ages = [target_ages]
+    targets = sorted({check_age(t, "invalid_target_age", "target age") for t in target_ages})
+    if not targets:
+        raise AgeProgressionError("invalid_target_age", "at least one target age is needed")
+    if targets[0] < age:
+        raise AgeProgressionError(
+            "invalid_target_age", f"target age {targets[0]:g} is below the current age {age:g}"
+        )
+    return targets
+
+
+def _age_key(age: float) -> int | float:
+    return int(age) if float(age).is_integer() else float(age)
+
+
+def _decode(data: bytes, code: str, what: str) -> np.ndarray:
+    from imaging.decode import DecodeError, decode
+
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise AgeProgressionError(code, f"{what} must be encoded image bytes, not {type(data).__name__}")
+    try:
+        decoded = decode(bytes(data))
+    except DecodeError as exc:
+        raise AgeProgressionError(code, f"{what} could not be decoded ({exc.code}): {exc.message}") from exc
+    return np.ascontiguousarray(decoded.rgb, dtype=np.uint8)
+
+
+def _detect(rgb: np.ndarray) -> list:
+    from biometrics import detect_faces
+
+    return detect_faces(rgb)
+
+
+def _mesh(rgb: np.ndarray, face) -> np.ndarray | None:
+    from biometrics import face_mesh
+
+    mesh = face_mesh(rgb, face)
+    return None if mesh is None else np.asarray(mesh.points, np.float64)
+
+
+def _family_references(family) -> tuple[tuple[FamilyReference, ...], list[dict]]:
+    references, provenance = [], []
+    for number, entry in enumerate(family, start=1):
+        photo = entry if isinstance(entry, FamilyPhoto) else FamilyPhoto(*entry)
+        what = f"family photo {number} ({photo.relation})"
+        try:
+            relative_age = float(photo.age)
+        except (TypeError, ValueError):
+            raise AgeProgressionError("invalid_family_photo", f"{what}: age {photo.age!r} is not a number") from None
+        if not 1 <= relative_age <= MAX_RELATIVE_AGE:
+            raise AgeProgressionError(
+                "invalid_family_photo", f"{what}: age at photo {relative_age:g} is outside 1-{MAX_RELATIVE_AGE}"
+            )
+        if not str(photo.relation).strip():
+            raise AgeProgressionError("invalid_family_photo", f"{what}: the relation is empty")
+        rgb = _decode(photo.data, "invalid_family_photo", what)
+        faces = _detect(rgb)
+        if not faces:
+            raise AgeProgressionError("invalid_family_photo", f"{what}: no face was found")
+        face_index = int(np.argmax([f.size for f in faces]))  # the most prominent face is the relative
+        mesh = _mesh(rgb, faces[face_index])
+        if mesh is None:
+            raise AgeProgressionError("invalid_family_photo", f"{what}: the face's landmarks could not be placed")
+        proportions = Proportions.measure(mesh)
+        sha = hashlib.sha256(photo.data).hexdigest()
+        references.append(FamilyReference(photo.relation, relative_age, proportions, sha))
+        provenance.append(
+            {
+                "relation": photo.relation,
+                "age_at_photo": relative_age,
+                "sha256": sha,
+                "faces_detected": len(faces),
+                "face_used": face_index,
+                "sex_assumed_from_relation": relation_sex(photo.relation),
+                "proportions": proportions.as_dict(),
+            }
+        )
+    return tuple(references), provenance
+
+
+def _mesh_json(result: Progression, text: str) -> dict:
+    height, width = result.image.shape[:2]
+    return {
+        "label": text,
+        "target_age": result.target_age,
+        "point_order": "MediaPipe Face Mesh, 478 points (refine_landmarks=True)",
+        "image_size": [width, height],
+        "points": np.round(result.target_points, 2).tolist(),
+        "source_points": np.round(result.source_points, 2).tolist(),
+        "landmarks": LANDMARK_INDICES,
+        "applied_factors": result.applied_factors,
+        "displacement_scale": result.displacement_scale,
+    }

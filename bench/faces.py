@@ -1,0 +1,109 @@
+"""Face biometrics cost per face on ONE core: detection, mesh (landmarks), quality, embedding, and all of them
+through `analyze`.
+
+    python -m bench.faces [--rounds 3]
+
+Runs on the single-face fixture photos (../shared/fixtures/faces), decoded once up front; models are loaded and
+warmed before timing. The process is pinned to one CPU and every thread pool is set to one thread, so the figures
+are per core. Each stage's time is the median over rounds of the per-round mean per face. Goal: total <= 200 ms.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before numpy / OpenCV / MediaPipe start their thread pools.
+for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ[_variable] = "1"
+
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from imaging import decode  # noqa: E402
+
+FACES = Path(os.environ.get("FIMG_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures")) / "faces"
+
+
+def limit_to_one_core() -> int:
+    """Pin this process (and the threads its libraries start later) to one CPU; returns that CPU."""
+    cpu = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    cv2.setNumThreads(1)
+    import torch
+
+    torch.set_num_threads(1)
+    return cpu
+
+
+def single_face_images() -> list[tuple[str, np.ndarray]]:
+    with open(FACES / "identities.csv", newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["faces"] == "1"]
+    return [(row["file"], decode(FACES / row["file"]).rgb) for row in rows]
+
+
+def run_single_core(rounds: int = 3) -> dict[str, float]:
+    """Milliseconds per face for each stage and for `analyze`, on one core. Keys: ms_detect, ms_mesh, ms_quality,
+    ms_embed, ms_per_face_total, faces (faces per round), cpu."""
+    cpu = limit_to_one_core()
+    from biometrics import analyze, detect_faces, embed, face_mesh, load_models, quality
+
+    images = single_face_images()
+    load_models()
+    analyze(images[0][1])  # first inference allocates buffers
+
+    per_round: dict[str, list[float]] = {key: [] for key in ("detect", "mesh", "quality", "embed", "total")}
+    faces = 0
+    for _ in range(rounds):
+        spent = dict.fromkeys(per_round, 0.0)
+        faces = 0
+        for _, rgb in images:
+            start = time.perf_counter()
+            found = detect_faces(rgb)
+            spent["detect"] += time.perf_counter() - start
+            for face in found:
+                start = time.perf_counter()
+                mesh = face_mesh(rgb, face)
+                spent["mesh"] += time.perf_counter() - start
+                start = time.perf_counter()
+                quality(rgb, face, mesh)
+                spent["quality"] += time.perf_counter() - start
+                start = time.perf_counter()
+                embed(rgb, face)
+                spent["embed"] += time.perf_counter() - start
+            faces += len(found)
+            start = time.perf_counter()
+            analyze(rgb)
+            spent["total"] += time.perf_counter() - start
+        for key, seconds in spent.items():
+            per_round[key].append(1000 * seconds / faces)
+
+    result = {f"ms_{key}": round(statistics.median(values), 1) for key, values in per_round.items()}
+    result["ms_per_face_total"] = result.pop("ms_total")
+    result["faces"] = faces
+    result["cpu"] = cpu
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    result = run_single_core(args.rounds)
+    print(f"one core (cpu {result['cpu']}), {result['faces']} faces x {args.rounds} rounds, median ms per face:")
+    for key in ("ms_detect", "ms_mesh", "ms_quality", "ms_embed"):
+        print(f"  {key[3:]:8s} {result[key]:7.1f}")
+    print(f"  analyze  {result['ms_per_face_total']:7.1f}  (goal <= 200)")
+    print(
+        f"ms_per_face_total={result['ms_per_face_total']} ms_detect={result['ms_detect']} ms_mesh={result['ms_mesh']}"
+        f" ms_embed={result['ms_embed']} faces={result['faces']}"
+    )
+
+
+if __name__ == "__main__":
+    main()

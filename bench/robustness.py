@@ -1,0 +1,412 @@
+"""Recall of image matching under the edits tipline images arrive with, and false matches between distinct images.
+
+Modelled on the benchmarking method of Thorn's `perception` library: distinct images, a family of parametrised
+transforms, each transformed image looked up against a bank of all the originals; recall per transform at the
+operating threshold, and every match to another image's record counted as a false match (all originals and all
+transformed images against every other image's record).
+
+Two pipelines in the same run on the same pixels:
+- reference: plain PDQ (Meta's C++ through `pdqhash`), distance <= 31, query quality >= 50;
+- ours: `imaging.robust` variants through the service's `BankMatcher`.
+Lookup cost: the time per query of one plain PDQ lookup in a 1M-record `HammingIndex` against the robust lookup
+(the probes an average query makes) in a 1M-record index holding the average rows per record of the bank.
+
+Images: the distinct photos among the shared fixtures (see DISTINCT), each scaled to at most 1024 pixels.
+Run: python -m bench.robustness [--records N]
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pdqhash
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
+
+from imaging.hashes import PdqHash
+from imaging.index import HammingIndex
+from imaging.matching import BankEntry, BankMatcher, QueryHashes
+from imaging.pdq import PDQ_MIN_QUALITY, PDQ_THRESHOLD, pdq_dihedral
+from imaging.robust import bank_variants, query_variants
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+# Distinct pictures only: bridge-mods/* and the dih/ and modes/ copies are edits of aaa-orig; faces/obama-240p is
+# obama-1 pillarboxed, obama-partial a crop of it, odd-32bit a copy of obama-2; rgb.jpeg is noise, the other
+# misc-images and labelme q0003/q0004 are below quality 50.
+DISTINCT = [
+    "pdq/bridge-mods/aaa-orig.jpg", "pdq/reg-test/pen-and-coaster.png", "pdq/misc-images/c.png",
+    "pdq/reg-test/exif-rotn/exif-rotn-1.jpg",
+    *(f"pdq/reg-test/labelme-subset/q{n}.jpg" for n in ("0122", "0291", "0746", "1050", "2821")),
+    *(f"faces/{name}" for name in (
+        "biden-1.jpg", "biden-2.jpg", "group-harington-leslie.jpg", "group-obama-biden.jpg", "group-two-people.jpg",
+        "harington-1.jpg", "harington-2.jpg", "harington-3.jpg", "lacamoire-1.jpg", "lacamoire-2.jpg",
+        "lacamoire-3.png", "leslie-1.jpg", "leslie-2.jpg", "miranda-1.png", "obama-1.jpg", "obama-2.jpg",
+        "obama-3.jpg", "obama-4.jpg")),
+]
+MAX_SIDE = 1024
+SEED = 20240601
+
+Transform = Callable[[Image.Image, np.random.Generator], Image.Image]
+
+
+def load(path: Path) -> Image.Image:
+    image = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
+    image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+    return image
+
+
+# --- transforms -------------------------------------------------------------------------------------------------
+
+def jpeg(quality: int) -> Transform:
+    def apply(image, rng):
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=quality)
+        return Image.open(io.BytesIO(out.getvalue())).convert("RGB")
+    return apply
+
+
+def resize(fx: float, fy: float | None = None) -> Transform:
+    def apply(image, rng):
+        w, h = image.size
+        return image.resize((max(8, round(w * fx)), max(8, round(h * (fy or fx)))), Image.Resampling.BICUBIC)
+    return apply
+
+
+def crop(left: float, top: float, right: float, bottom: float) -> Transform:
+    """Remove these fractions of the width/height from each side."""
+    def apply(image, rng):
+        w, h = image.size
+        return image.crop((round(w * left), round(h * top), w - round(w * right), h - round(h * bottom)))
+    return apply
+
+
+def random_crop(low: float, high: float) -> Transform:
+    """A different crop per image: each side loses a fraction drawn from [low, high]."""
+    def apply(image, rng):
+        return crop(*rng.uniform(low, high, 4))(image, rng)
+    return apply
+
+
+def pad(fraction: float, colour: tuple[int, int, int] | None) -> Transform:
+    """Add `fraction` of the width/height on each side; colour None = a random colour per image."""
+    def apply(image, rng):
+        fill = colour or tuple(int(v) for v in rng.integers(0, 256, 3))
+        w, h = image.size
+        dx, dy = round(w * fraction), round(h * fraction)
+        canvas = Image.new("RGB", (w + 2 * dx, h + 2 * dy), fill)
+        canvas.paste(image, (dx, dy))
+        return canvas
+    return apply
+
+
+def box_to_aspect(aspect: float, colour: tuple[int, int, int]) -> Transform:
+    """Letterbox or pillarbox the image, centred, to a canvas of the given width/height ratio."""
+    def apply(image, rng):
+        w, h = image.size
+        cw, ch = (max(w, round(h * aspect)), max(h, round(w / aspect)))
+        canvas = Image.new("RGB", (cw, ch), colour)
+        canvas.paste(image, ((cw - w) // 2, (ch - h) // 2))
+        return canvas
+    return apply
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size)
+
+
+WORDS = ("share", "found", "this", "photo", "online", "please", "look", "again", "posted", "today", "missing",
+         "seen", "near", "station", "anyone", "know", "where", "the", "a", "is")
+
+
+def _sentence(rng: np.random.Generator, words: int) -> str:
+    return " ".join(rng.choice(WORDS, words))
+
+
+def screenshot(page: tuple[int, int, int], ink: tuple[int, int, int], scale: float, phone: bool = False) -> Transform:
+    """The image shown on a page (scaled to `scale` of the page width) with text above and below it, as a
+    browser or phone screenshot captures it; `phone` adds status and navigation bars."""
+    def apply(image, rng):
+        page_w = 1080 if phone else 1280
+        shown_w = round(page_w * scale)
+        shown = image.resize((shown_w, max(8, round(image.height * shown_w / image.width))),
+                             Image.Resampling.BICUBIC)
+        text_h = 44
+        head = 120 if phone else 90
+        page_h = head + 3 * text_h + shown.height + 4 * text_h + 40
+        canvas = Image.new("RGB", (page_w, page_h), page)
+        draw = ImageDraw.Draw(canvas)
+        if phone:
+            draw.rectangle((0, 0, page_w, 60), fill=(20, 20, 20))
+            draw.text((30, 14), "12:41", fill=(240, 240, 240), font=_font(30))
+            draw.rectangle((0, page_h - 70, page_w, page_h), fill=(20, 20, 20))
+        else:
+            draw.rectangle((0, 0, page_w, 50), fill=(222, 225, 230))
+            draw.text((20, 12), "https://example.org/post/" + str(rng.integers(1e6)), fill=(60, 60, 60),
+                      font=_font(22))
+        y = head
+        draw.text((40, y), _sentence(rng, 5).title(), fill=ink, font=_font(34))
+        y += 2 * text_h
+        draw.text((40, y), _sentence(rng, 9), fill=ink, font=_font(26))
+        y += text_h
+        x = int(rng.integers(0, page_w - shown_w + 1)) if not phone else (page_w - shown_w) // 2
+        canvas.paste(shown, (x, y))
+        y += shown.height + 16
+        for _ in range(3):
+            draw.text((40, y), _sentence(rng, 10), fill=ink, font=_font(26))
+            y += text_h
+        return canvas
+    return apply
+
+
+def rotate(degrees: float, fill: tuple[int, int, int] = (0, 0, 0)) -> Transform:
+    def apply(image, rng):
+        return image.rotate(degrees, resample=Image.Resampling.BICUBIC, fillcolor=fill)
+    return apply
+
+
+def random_rotate(low: float, high: float) -> Transform:
+    def apply(image, rng):
+        return rotate(float(rng.uniform(low, high) * rng.choice([-1, 1])))(image, rng)
+    return apply
+
+
+def dihedral(op: Image.Transpose) -> Transform:
+    return lambda image, rng: image.transpose(op)
+
+
+def enhance(kind: type, factor: float) -> Transform:
+    return lambda image, rng: kind(image).enhance(factor)
+
+
+def gamma(value: float) -> Transform:
+    table = [round(255 * (i / 255) ** value) for i in range(256)] * 3
+    return lambda image, rng: image.point(table)
+
+
+def blur(fraction: float) -> Transform:
+    """Gaussian blur with a radius of `fraction` of the longer side."""
+    return lambda image, rng: image.filter(ImageFilter.GaussianBlur(fraction * max(image.size)))
+
+
+def noise(sigma: float) -> Transform:
+    def apply(image, rng):
+        pixels = np.asarray(image, np.float32) + rng.normal(0, sigma, (image.height, image.width, 3))
+        return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    return apply
+
+
+def caption(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Meme-style white text with a black outline at the top and the bottom."""
+    out = image.copy()
+    draw = ImageDraw.Draw(out)
+    size = max(10, image.height // 10)
+    for y in (size // 3, image.height - size - size // 2):
+        draw.text((image.width // 20, y), _sentence(rng, 3).upper(), fill="white", font=_font(size),
+                  stroke_width=max(1, size // 12), stroke_fill="black")
+    return out
+
+
+def watermark(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A half-transparent logo (a ring and a word) in the lower right corner, 20% of the width."""
+    out = image.convert("RGBA")
+    layer = Image.new("RGBA", out.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    size = image.width // 5
+    x0, y0 = image.width - size - image.width // 30, image.height - size // 2 - image.height // 30
+    draw.ellipse((x0, y0, x0 + size // 2, y0 + size // 2), outline=(255, 255, 255, 140), width=max(2, size // 20))
+    draw.text((x0 + size // 2 + 4, y0 + size // 8), "LOGO", fill=(255, 255, 255, 140), font=_font(max(8, size // 5)))
+    return Image.alpha_composite(out, layer).convert("RGB")
+
+
+def sticker(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """An opaque yellow disc (an emoji sticker) over 5% of the picture, somewhere off-centre."""
+    out = image.copy()
+    radius = round(math.sqrt(0.05 * image.width * image.height / math.pi))
+    cx = int(rng.integers(radius, max(radius + 1, image.width - radius)))
+    cy = int(rng.integers(radius, max(radius + 1, image.height - radius)))
+    ImageDraw.Draw(out).ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=(250, 200, 40))
+    return out
+
+
+def then(*steps: Transform) -> Transform:
+    def apply(image, rng):
+        for step in steps:
+            image = step(image, rng)
+        return image
+    return apply
+
+
+WHITE, BLACK, GREY = (255, 255, 255), (0, 0, 0), (128, 128, 128)
+PAGE = screenshot(WHITE, (30, 30, 30), 0.7)
+
+TRANSFORMS: dict[str, Transform] = {
+    "jpeg_q90": jpeg(90), "jpeg_q50": jpeg(50), "jpeg_q20": jpeg(20),
+    "resize_0.5": resize(0.5), "resize_0.25": resize(0.25), "resize_2": resize(2.0),
+    "aspect_0.75w": resize(0.75, 1.0), "aspect_0.75h": resize(1.0, 0.75),
+    "grayscale": lambda image, rng: image.convert("L").convert("RGB"),
+    "gamma_0.5": gamma(0.5), "gamma_2": gamma(2.0),
+    "contrast_0.5": enhance(ImageEnhance.Contrast, 0.5), "contrast_1.8": enhance(ImageEnhance.Contrast, 1.8),
+    "saturation_0.3": enhance(ImageEnhance.Color, 0.3), "saturation_2": enhance(ImageEnhance.Color, 2.0),
+    "brightness_1.3": enhance(ImageEnhance.Brightness, 1.3),
+    "blur_0.2%": blur(0.002), "blur_0.5%": blur(0.005), "sharpen": lambda image, rng: image.filter(ImageFilter.SHARPEN),
+    "noise_10": noise(10), "noise_25": noise(25),
+    "caption": caption, "watermark": watermark, "sticker_5%": sticker,
+    "mirror": dihedral(Image.Transpose.FLIP_LEFT_RIGHT), "flip_vertical": dihedral(Image.Transpose.FLIP_TOP_BOTTOM),
+    "rot90": dihedral(Image.Transpose.ROTATE_90), "rot180": dihedral(Image.Transpose.ROTATE_180),
+    "rot270": dihedral(Image.Transpose.ROTATE_270), "transpose": dihedral(Image.Transpose.TRANSPOSE),
+    "rotate_1": rotate(1), "rotate_-2": rotate(-2), "rotate_3": rotate(3), "rotate_-4": rotate(-4),
+    "rotate_5": rotate(5), "rotate_3_white": rotate(3, WHITE), "rotate_rand_1-5": random_rotate(1, 5),
+    "crop_2.5%": crop(0.025, 0.025, 0.025, 0.025), "crop_5%": crop(0.05, 0.05, 0.05, 0.05),
+    "crop_10%": crop(0.1, 0.1, 0.1, 0.1), "crop_left_10%": crop(0.1, 0, 0, 0), "crop_top_8%": crop(0, 0.08, 0, 0),
+    "crop_corner_10%": crop(0, 0, 0.1, 0.1), "crop_rand_1-8%": random_crop(0.01, 0.08),
+    "pad_white_10%": pad(0.1, WHITE), "pad_black_20%": pad(0.2, BLACK), "pad_grey_5%": pad(0.05, GREY),
+    "pad_rand_20%": pad(0.2, None), "letterbox_16:9": box_to_aspect(16 / 9, BLACK),
+    "pillarbox_9:16": box_to_aspect(9 / 16, BLACK), "square_white": box_to_aspect(1.0, WHITE),
+    "screenshot_page": PAGE, "screenshot_small": screenshot((242, 242, 242), (20, 20, 20), 0.35),
+    "screenshot_phone": screenshot(BLACK, (235, 235, 235), 0.96, phone=True),
+    "crop_5%+jpeg_q50": then(crop(0.05, 0.05, 0.05, 0.05), jpeg(50)),
+    "pad_white_10%+resize_0.5": then(pad(0.1, WHITE), resize(0.5)),
+    "screenshot_page+jpeg_q70": then(PAGE, jpeg(70)),
+    "mirror+crop_5%": then(dihedral(Image.Transpose.FLIP_LEFT_RIGHT), crop(0.05, 0.05, 0.05, 0.05)),
+    "mirror+screenshot_page": then(dihedral(Image.Transpose.FLIP_LEFT_RIGHT), PAGE),
+    "rotate_3+jpeg_q70": then(rotate(3), jpeg(70)),
+    "grayscale+letterbox": then(lambda image, rng: image.convert("L").convert("RGB"), box_to_aspect(16 / 9, BLACK)),
+    "caption+jpeg_q50": then(caption, jpeg(50)),
+    "rot90+pad_black_20%": then(dihedral(Image.Transpose.ROTATE_90), pad(0.2, BLACK)),
+}
+
+
+# --- pipelines --------------------------------------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    own: bool
+    others: list[str]
+
+
+def reference_hash(rgb: np.ndarray) -> tuple[np.ndarray, int]:
+    bits, quality = pdqhash.compute(rgb)
+    return np.packbits(bits.astype(np.uint8)), int(quality)
+
+
+class Reference:
+    """Plain PDQ through Meta's C++ (`pdqhash`): distance <= 31, quality >= 50."""
+
+    def __init__(self, originals: dict[str, np.ndarray]):
+        self.names = list(originals)
+        self.bank = np.stack([reference_hash(rgb)[0] for rgb in originals.values()])
+
+    def match(self, rgb: np.ndarray) -> set[str]:
+        packed, quality = reference_hash(rgb)
+        if quality < PDQ_MIN_QUALITY:
+            return set()
+        distances = np.unpackbits(self.bank ^ packed, axis=1).sum(axis=1)
+        return {name for name, d in zip(self.names, distances) if d <= PDQ_THRESHOLD}
+
+
+class Ours:
+    """The service's path: bank variants at enrolment, query variants, `BankMatcher`."""
+
+    def __init__(self, originals: dict[str, np.ndarray]):
+        entries = []
+        for name, rgb in originals.items():
+            dihedral, _ = pdq_dihedral(rgb)
+            entries.append(BankEntry(name, pdq=str(dihedral[0]),
+                                     variant_hashes=tuple((kind, str(h)) for kind, h in bank_variants(rgb))))
+        self.matcher = BankMatcher("bench", entries)
+        self.rows_per_record = sum(1 + len(e.variant_hashes) for e in entries) / len(entries)
+        self.probes: list[int] = []
+        self.kinds: dict[str, int] = {}
+
+    def query(self, rgb: np.ndarray) -> QueryHashes:
+        dihedral, quality = pdq_dihedral(rgb)
+        return QueryHashes(pdq=dihedral[0], quality=quality, dihedral=tuple(dihedral),
+                           variants=tuple(query_variants(rgb)))
+
+    def match(self, rgb: np.ndarray) -> set[str]:
+        query = self.query(rgb)
+        self.probes.append(len(self.matcher.probes(query)))
+        found = self.matcher.match(query)
+        for m in found:
+            self.kinds[m.kind] = self.kinds.get(m.kind, 0) + 1
+        return {m.record_id for m in found}
+
+
+def lookup_cost(records: int, rows_per_record: float, probes_per_query: float, seed: int) -> tuple[float, float]:
+    """Median seconds per query: one plain probe against `records` rows, and the robust probes against
+    `records * rows_per_record` rows. Hashes are uniformly random (no real bank is at hand)."""
+    rng = np.random.default_rng(seed)
+    timings = []
+    for rows, probes in ((records, 1.0), (round(records * rows_per_record), probes_per_query)):
+        hashes = rng.integers(0, 256, (rows, 32), dtype=np.uint8)
+        index = HammingIndex()
+        index.add(hashes, np.arange(rows, dtype=np.int64))
+        del hashes
+        counts = [math.floor(probes)] * 200
+        extra = round((probes - math.floor(probes)) * len(counts))
+        counts[:extra] = [c + 1 for c in counts[:extra]]
+        seconds = []
+        for count in counts:
+            queries = rng.integers(0, 256, (count, 32), dtype=np.uint8)
+            start = time.perf_counter()
+            index.search(queries, PDQ_THRESHOLD)
+            seconds.append(time.perf_counter() - start)
+        timings.append(statistics.mean(sorted(seconds)[10:-10]))
+        del index
+    return timings[0], timings[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000, help="bank size for the lookup-cost figure")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N images (quick runs)")
+    args = parser.parse_args(argv)
+
+    started = time.time()
+    originals = {Path(p).stem: np.asarray(load(FIXTURES / p)) for p in DISTINCT[: args.limit]}
+    reference, ours = Reference(originals), Ours(originals)
+    rng = np.random.default_rng(SEED)
+    table: dict[str, tuple[list[bool], list[bool]]] = {}
+    false_ref: list[tuple[str, str, str]] = []
+    false_ours: list[tuple[str, str, str]] = []
+    for transform_name, transform in {"original": lambda image, rng: image, **TRANSFORMS}.items():
+        ref_hits, our_hits = [], []
+        for name, rgb in originals.items():
+            query = np.asarray(transform(Image.fromarray(rgb), rng).convert("RGB"))
+            for found, hits, false in ((reference.match(query), ref_hits, false_ref),
+                                       (ours.match(query), our_hits, false_ours)):
+                hits.append(name in found)
+                false.extend((transform_name, name, other) for other in sorted(found - {name}))
+        table[transform_name] = (ref_hits, our_hits)
+
+    print(f"{len(originals)} distinct images x {len(TRANSFORMS)} transforms; threshold {PDQ_THRESHOLD}, "
+          f"quality >= {PDQ_MIN_QUALITY}")
+    print(f"{'transform':28s} {'reference':>9s} {'ours':>6s}")
+    for transform_name, (ref_hits, our_hits) in table.items():
+        print(f"{transform_name:28s} {np.mean(ref_hits):9.2f} {np.mean(our_hits):6.2f}")
+    recall_ref = float(np.mean([np.mean(r) for name, (r, _) in table.items() if name != "original"]))
+    recall_ours = float(np.mean([np.mean(o) for name, (_, o) in table.items() if name != "original"]))
+    for label, false in (("reference", false_ref), ("ours", false_ours)):
+        for transform_name, name, other in false:
+            print(f"false match ({label}): {name} [{transform_name}] -> {other}")
+    print("matches by kind (ours):", ", ".join(f"{k}={v}" for k, v in sorted(ours.kinds.items())))
+    probes = float(np.mean(ours.probes))
+    print(f"hashing and matching: {time.time() - started:.0f} s; probes per query {probes:.2f}, "
+          f"bank hashes per record {ours.rows_per_record:.2f}")
+    plain_s, robust_s = lookup_cost(args.records, ours.rows_per_record, probes, SEED)
+    print(f"lookup at {args.records} records: plain {plain_s * 1e3:.2f} ms/query, robust {robust_s * 1e3:.2f} ms/query")
+    print(f"recall_ours={recall_ours:.3f} recall_reference={recall_ref:.3f} false_matches_ours={len(false_ours)} "
+          f"false_matches_reference={len(false_ref)} bank_hashes_per_record={ours.rows_per_record:.2f} "
+          f"lookup_cost_ratio={robust_s / plain_s:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

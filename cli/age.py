@@ -1,0 +1,92 @@
+"""`fimg age`: progress the face in a photo to older ages; writes labelled images, overlays, meshes, a contact
+sheet and provenance.json to a directory. Bad input is one line on stderr and exit status 2."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "age",
+        help="age progression of a face photo (labelled approximations)",
+        description="Progress the face in PHOTO from --age to every --to age. Output: age-<N>.png, "
+        "overlay-<N>.png, mesh-<N>.json per target, sheet.png and provenance.json in --out.",
+    )
+    parser.add_argument("photo", type=Path, metavar="PHOTO")
+    parser.add_argument("--age", type=float, required=True, help="age in the photo (1-25)")
+    parser.add_argument("--sex", required=True, choices=("f", "m", "u"), help="female, male or unknown")
+    parser.add_argument("--to", type=float, nargs="+", required=True, metavar="AGE", help="target ages (1-25)")
+    parser.add_argument(
+        "--family",
+        action="append",
+        default=[],
+        metavar="PHOTO:AGE:RELATION",
+        help="a relative's photo, their age in it and the relation (e.g. mum.jpg:12:mother); repeatable",
+    )
+    parser.add_argument("--family-weight", type=float, default=None, help="0-1, how far to move toward family")
+    parser.add_argument("--face-index", type=int, default=None, help="which face, left to right from 0")
+    parser.add_argument("--label", default=None, help="label template; must contain {age}")
+    parser.add_argument("--out", type=Path, required=True, help="output directory (created if missing)")
+    parser.set_defaults(func=run)
+
+
+def parse_family(spec: str) -> tuple[Path, float, str]:
+    parts = spec.rsplit(":", 2)
+    if len(parts) != 3 or not all(p.strip() for p in parts):
+        raise ValueError(f"--family {spec!r}: expected PHOTO:AGE:RELATION")
+    path, age, relation = parts
+    try:
+        return Path(path), float(age), relation.strip()
+    except ValueError:
+        raise ValueError(f"--family {spec!r}: age {age!r} is not a number") from None
+
+
+def run(args) -> int:
+    from agepro import AgeProgressionError, run_age_progression
+    from agepro.pipeline import DEFAULT_FAMILY_WEIGHT
+    from agepro.render import DEFAULT_LABEL
+
+    try:
+        family = []
+        for spec in args.family:
+            path, age, relation = parse_family(spec)
+            family.append((_read(path, "family photo"), age, relation))
+        result = run_age_progression(
+            _read(args.photo, "photo"),
+            age=args.age,
+            sex=args.sex,
+            target_ages=args.to,
+            family=family,
+            face_index=args.face_index,
+            label=args.label or DEFAULT_LABEL,
+            family_weight=DEFAULT_FAMILY_WEIGHT if args.family_weight is None else args.family_weight,
+        )
+    except AgeProgressionError as exc:
+        print(f"fimg age: {exc.code}: {exc.message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ValueError as exc:
+        print(f"fimg age: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for name, data in result.to_files().items():
+            (args.out / name).write_bytes(data)
+    except OSError as exc:
+        print(f"fimg age: cannot write to {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    for age in result.images:
+        print(args.out / f"age-{age:g}.png")
+    print(args.out / "sheet.png")
+    print(args.out / "provenance.json")
+    return 0
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read {what} {path}: {exc.strerror or exc}") from None

@@ -1,0 +1,148 @@
+"""`fimg faces`: faces in image files; `fimg faces search` against a gallery; `fimg faces calibrate` a threshold.
+
+    fimg faces [--json] [--embeddings] PATH...
+    fimg faces search PATH... --gallery NAME [--top-k K] [--threshold T]
+    fimg faces calibrate DIR_OR_CSV [--target-fmr 0.001] [--gallery NAME --store]
+
+Calibration data: a directory with one sub-directory per identity (`DIR/<identity>/<image>`), or a CSV with
+columns `file` and `identity` (paths relative to the CSV; rows whose `faces` column is above 1 are skipped).
+Images with other than exactly one detected, gate-passing face are left out and listed on stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from cli.hash import expand
+from imaging import DecodeError, decode
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("faces", help="faces, landmarks, quality; `search` and `calibrate` modes",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="+", help="image files or directories (or: search PATH... / calibrate SRC)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line (default: a summary line)")
+    parser.add_argument("--embeddings", action="store_true", help="include 128-d embeddings (biometric data)")
+    parser.add_argument("--gallery", help="gallery name (search; calibrate --store)")
+    parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("--threshold", type=float)
+    parser.add_argument("--target-fmr", type=float, default=1e-3)
+    parser.add_argument("--store", action="store_true", help="calibrate: store the threshold on --gallery")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    mode, rest = args.paths[0], [Path(p) for p in args.paths[1:]]
+    if mode == "search":
+        return run_search(args, rest)
+    if mode == "calibrate":
+        return run_calibrate(args, rest)
+    return run_extract(args, [Path(p) for p in args.paths])
+
+
+def analyse_path(path: Path, embeddings: bool) -> tuple[dict, list]:
+    from biometrics import analyze
+
+    row: dict = {"path": str(path)}
+    try:
+        decoded = decode(path.read_bytes())
+    except OSError as exc:
+        return {**row, "error": f"cannot read: {exc.strerror or exc}"}, []
+    except DecodeError as exc:
+        return {**row, "error": str(exc), "error_code": exc.code}, []
+    return row, analyze(decoded.rgb, embeddings=embeddings)
+
+
+def run_extract(args, paths: list[Path]) -> int:
+    failed = 0
+    for path in expand(paths):
+        row, faces = analyse_path(path, args.embeddings)
+        if "error" in row:
+            failed += 1
+            print(json.dumps(row) if args.json else f"{path}\terror: {row['error']}", flush=True)
+            continue
+        row["faces"] = [face.to_dict(include_embedding=args.embeddings) for face in faces]
+        if args.json:
+            print(json.dumps(row), flush=True)
+        else:
+            summary = ", ".join(f"box={f['box']} quality={f['quality']['score']:.0f}"
+                                f"{'' if f['quality']['passed'] else ' (below gates)'}" for f in row["faces"])
+            print(f"{path}\t{len(faces)} face(s)\t{summary}", flush=True)
+    return 1 if failed else 0
+
+
+def run_search(args, paths: list[Path]) -> int:
+    from cli.service import open_store
+    from storage import LOCAL_ADMIN
+    from workers import faces as face_jobs
+
+    if not args.gallery or not paths:
+        print("usage: fimg faces search PATH... --gallery NAME", file=sys.stderr)
+        return 2
+    store = open_store()
+    _, gallery = face_jobs.prepare_search(store, {"gallery": args.gallery})
+    store.audit(LOCAL_ADMIN, "search", "gallery", args.gallery, {"images": len(paths)})
+    params = {"top_k": args.top_k, "threshold": args.threshold}
+    failed = 0
+    for path in expand(paths):
+        try:
+            outcome = face_jobs.run_search(gallery, params, {"data": path.read_bytes()})
+        except OSError as exc:
+            outcome = face_jobs.ItemOutcome(ok=False, result={"error": f"cannot read: {exc.strerror or exc}"})
+        failed += not outcome.ok
+        print(json.dumps({"path": str(path), **outcome.result}), flush=True)
+    return 1 if failed else 0
+
+
+def calibration_set(source: Path) -> list[tuple[Path, str]]:
+    if source.is_dir():
+        return [(image, identity_dir.name) for identity_dir in sorted(p for p in source.iterdir() if p.is_dir())
+                for image in sorted(identity_dir.iterdir()) if image.is_file()]
+    with source.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or not {"file", "identity"} <= set(rows[0]):
+        raise SystemExit(f"{source}: expected a CSV with columns file,identity")
+    return [(source.parent / row["file"], row["identity"]) for row in rows
+            if not row.get("faces") or int(row["faces"]) <= 1]
+
+
+def run_calibrate(args, rest: list[Path]) -> int:
+    import numpy as np
+
+    from biometrics import calibrate
+
+    if len(rest) != 1:
+        print("usage: fimg faces calibrate DIR_OR_CSV [--target-fmr F] [--gallery NAME --store]", file=sys.stderr)
+        return 2
+    embeddings, labels = [], []
+    for path, identity in calibration_set(rest[0]):
+        row, faces = analyse_path(path, embeddings=True)
+        usable = [f for f in faces if f.embedding is not None]
+        if "error" in row or len(usable) != 1:
+            print(f"skipped {path}: {row.get('error') or f'{len(usable)} usable faces'}", file=sys.stderr)
+            continue
+        embeddings.append(usable[0].embedding)
+        labels.append(identity)
+    try:
+        result = calibrate(np.asarray(embeddings), labels, target_fmr=args.target_fmr)
+    except ValueError as exc:
+        print(f"cannot calibrate: {exc}", file=sys.stderr)
+        return 2
+    report = result.to_dict()
+    print(json.dumps(report, indent=2))
+    if args.store:
+        if not args.gallery:
+            print("--store needs --gallery", file=sys.stderr)
+            return 2
+        from cli.service import open_store
+        from storage import LOCAL_ADMIN
+
+        store = open_store()
+        store.set_gallery_threshold(args.gallery, result.threshold_at_target_fmr, report)
+        store.audit(LOCAL_ADMIN, "calibrate", "gallery", args.gallery,
+                    {"threshold": result.threshold_at_target_fmr, "images": len(labels)})
+        print(f"gallery {args.gallery}: threshold set to {result.threshold_at_target_fmr:.4f}", file=sys.stderr)
+    return 0

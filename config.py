@@ -1,0 +1,47 @@
+"""Service configuration, read from the environment once per process.
+
+FIMG_DATA_DIR       where uploads, artefacts and the default SQLite database live (default ./data)
+FIMG_DATABASE_URL   SQLAlchemy URL; default sqlite:///$FIMG_DATA_DIR/fimg.db; postgresql+psycopg://... supported
+RAY_ADDRESS         join an existing Ray cluster; unset starts a local one
+FIMG_NUM_CPUS       CPUs for a local Ray (default: all) and the size of the worker pool
+FIMG_MAX_UPLOAD_MB  largest request body accepted by the API (default 200)
+FIMG_CHUNK_SIZE     items per worker task (default 16)
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _int_env(name: str, default: int | None) -> int | None:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    ray_address: str | None
+    num_cpus: int | None
+    max_upload_bytes: int
+    chunk_size: int
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        data_dir = Path(os.environ.get("FIMG_DATA_DIR", "data")).resolve()
+        database_url = os.environ.get("FIMG_DATABASE_URL") or f"sqlite:///{data_dir / 'fimg.db'}"
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            ray_address=os.environ.get("RAY_ADDRESS") or None,
+            num_cpus=_int_env("FIMG_NUM_CPUS", None),
+            max_upload_bytes=(_int_env("FIMG_MAX_UPLOAD_MB", 200) or 200) * 2**20,
+            chunk_size=max(1, _int_env("FIMG_CHUNK_SIZE", 16) or 16),
+        )

@@ -1,0 +1,269 @@
+"""Safe image decoding: bytes or a path in, an 8-bit RGB array out, or a typed `DecodeError`.
+
+Accepted formats: JPEG (and MPO, the multi-picture JPEG that cameras write), PNG, WEBP, GIF, BMP, TIFF.
+Anything else that is an image (PDF, EPS, ICO, PSD, HEIF/AVIF, SVG, ...) is `UnsupportedFormat`; that keeps
+Pillow's rarer decoders, and Ghostscript behind EPS, away from untrusted uploads.
+
+The pixels are what the PDQ reference pipeline hashes (see shared/README.md): Pillow decodes, optionally
+`ImageOps.exif_transpose`, then `convert("RGB")` at full resolution. That conversion clips 16-bit and float
+samples above 255 rather than scaling them, and drops alpha without compositing; `notes` says so when it
+happens. Animated and multi-image files give their first frame.
+
+Limits are checked per call against the header, before any pixel is decoded. Pillow's own global bomb
+guard (Image.MAX_IMAGE_PIXELS) is left as is; its error becomes `TooManyPixels`, and its warning, which
+`DecodeLimits` supersedes, is filtered out (see `_ignore_pillow_bomb_warning`).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ACCEPTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+_PILLOW_OPENERS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")  # Pillow's JPEG opener also yields MPO
+
+# Formats Pillow cannot open at all, recognised by their first bytes so they are reported as unsupported
+# rather than as "not an image".
+_FOREIGN_SIGNATURES = {
+    b"%PDF-": "PDF",
+    b"%!PS": "PostScript",
+    b"\x00\x00\x00\x0cjP  ": "JPEG 2000",
+    b"\xff\x0a": "JPEG XL",
+    b"\x00\x00\x00\x0cJXL ": "JPEG XL",
+}
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
+_ACCEPTED_SIGNATURES = {
+    b"\xff\xd8\xff": "JPEG",
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
+_HIGH_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+_IGNORE_BOMB_WARNING = ("ignore", None, Image.DecompressionBombWarning, None, 0)
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    max_bytes: int = 50 * 2**20
+    max_pixels: int = 100_000_000
+    max_dimension: int = 50_000
+
+
+@dataclass(frozen=True, eq=False)
+class Decoded:
+    rgb: np.ndarray  # (height, width, 3) uint8, C-contiguous
+    format: str
+    width: int
+    height: int
+    mode: str  # Pillow mode of the file before conversion to RGB
+    orientation: int  # EXIF orientation, 1 when absent
+    frames: int
+    notes: list[str] = field(default_factory=list)
+
+
+class DecodeError(Exception):
+    code = "decode_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class EmptyFile(DecodeError):
+    code = "empty_file"
+
+
+class FileTooLarge(DecodeError):
+    code = "file_too_large"
+
+
+class TooManyPixels(DecodeError):
+    code = "too_many_pixels"
+
+
+class TruncatedImage(DecodeError):
+    code = "truncated"
+
+
+class NotAnImage(DecodeError):
+    code = "not_an_image"
+
+
+class UnsupportedFormat(DecodeError):
+    code = "unsupported_format"
+
+
+class CorruptImage(DecodeError):
+    code = "corrupt"
+
+
+def decode(
+    data: bytes | str | os.PathLike, limits: DecodeLimits = DecodeLimits(), exif_transpose: bool = True
+) -> Decoded:
+    """Decode an image safely; raises a `DecodeError` subclass for anything that is not a usable image."""
+    _ignore_pillow_bomb_warning()
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        data = _read_bounded(data, limits.max_bytes)
+    data = bytes(data)
+    if not data:
+        raise EmptyFile("the file is empty (0 bytes)")
+    if len(data) > limits.max_bytes:
+        raise FileTooLarge(f"the file is {len(data)} bytes, over the limit of {limits.max_bytes} bytes")
+    image = _open(data, limits)
+    try:
+        return _decode_opened(image, limits, exif_transpose)
+    finally:
+        image.close()
+
+
+def _ignore_pillow_bomb_warning() -> None:
+    """`DecodeLimits` supersede Pillow's DecompressionBombWarning. Warning filters are process-global, so
+    this only ever adds the same ignore entry (again if something, e.g. a test runner, reset the filters),
+    never removes or toggles one: concurrent calls are safe."""
+    if _IGNORE_BOMB_WARNING not in warnings.filters:
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+def _read_bounded(path: str | os.PathLike, max_bytes: int) -> bytes:
+    with open(path, "rb") as file:
+        data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise FileTooLarge(f"the file {os.fspath(path)!r} is over the limit of {max_bytes} bytes")
+    return data
+
+
+def _open(data: bytes, limits: DecodeLimits) -> Image.Image:
+    try:
+        return Image.open(io.BytesIO(data), formats=_PILLOW_OPENERS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # the warning when run with -W error
+        raise TooManyPixels(_too_many_pixels_message(limits)) from None
+    except UnidentifiedImageError:
+        raise _classify_unreadable(data) from None
+    except MemoryError:
+        raise
+    except Exception as error:
+        raise _load_error(error) from None
+
+
+def _classify_unreadable(data: bytes) -> DecodeError:
+    foreign = _foreign_format(data)
+    if foreign:
+        return UnsupportedFormat(f"{foreign} is not an accepted format (accepted: {', '.join(ACCEPTED_FORMATS)})")
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return CorruptImage("the file starts like a WEBP image but its header cannot be read")
+    for signature, name in _ACCEPTED_SIGNATURES.items():
+        if data.startswith(signature):
+            return CorruptImage(f"the file starts like a {name} image but its header cannot be read")
+    return NotAnImage("the file is not an image (no known image format signature)")
+
+
+def _foreign_format(data: bytes) -> str | None:
+    for signature, name in _FOREIGN_SIGNATURES.items():
+        if data.startswith(signature):
+            return name
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        return "HEIF/AVIF"
+    head = data[:1024].lower()
+    if b"<svg" in head and b"<html" not in head:
+        return "SVG"
+    try:
+        with Image.open(io.BytesIO(data)) as image:  # header only: names formats we refuse to decode
+            return image.format
+    except Exception:
+        return None
+
+
+def _decode_opened(image: Image.Image, limits: DecodeLimits, exif_transpose: bool) -> Decoded:
+    _check_header_size(image.size, limits)
+    file_format, mode = image.format, image.mode
+    try:
+        frames = getattr(image, "n_frames", 1)
+        image.load()
+    except MemoryError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise TooManyPixels(_too_many_pixels_message(limits)) from None
+    except Exception as error:
+        raise _load_error(error) from None
+    notes: list[str] = []
+    if frames > 1:
+        kind = "animated" if getattr(image, "is_animated", False) and file_format != "MPO" else "multi-image"
+        notes.append(f"{kind}: {frames} frames, first frame used")
+    orientation = _orientation(image, notes)
+    try:
+        if exif_transpose and orientation != 1:
+            image = ImageOps.exif_transpose(image)
+            notes.append(f"EXIF orientation {orientation} applied")
+        rgb = np.array(image.convert("RGB"), dtype=np.uint8, order="C")
+    except MemoryError:
+        raise
+    except Exception as error:
+        raise CorruptImage(f"the {mode} pixels cannot be converted to RGB: {type(error).__name__}: {error}") from None
+    notes.extend(_conversion_notes(mode))
+    return Decoded(
+        rgb=rgb,
+        format=file_format,
+        width=rgb.shape[1],
+        height=rgb.shape[0],
+        mode=mode,
+        orientation=orientation,
+        frames=frames,
+        notes=notes,
+    )
+
+
+def _check_header_size(size: tuple[int, int], limits: DecodeLimits) -> None:
+    width, height = size
+    if width < 1 or height < 1:
+        raise CorruptImage(f"the header declares an empty image ({width}x{height})")
+    if max(width, height) > limits.max_dimension:
+        raise TooManyPixels(
+            f"the header declares {width}x{height} pixels; a side over {limits.max_dimension} is refused"
+        )
+    if width * height > limits.max_pixels:
+        raise TooManyPixels(
+            f"the header declares {width}x{height} = {width * height} pixels, over the limit of"
+            f" {limits.max_pixels} (decompression bomb?)"
+        )
+
+
+def _orientation(image: Image.Image, notes: list[str]) -> int:
+    try:
+        orientation = image.getexif().get(0x0112, 1)
+    except Exception:
+        notes.append("EXIF unreadable, orientation ignored")
+        return 1
+    return orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1
+
+
+def _conversion_notes(mode: str) -> list[str]:
+    if mode in _HIGH_BIT_MODES:
+        return [f"{'16-bit' if mode.startswith('I;16') else '32-bit'} image reduced to 8-bit (values over 255 clip)"]
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        return ["alpha channel dropped"]
+    if mode == "CMYK":
+        return ["CMYK converted to RGB without a colour profile"]
+    return []
+
+
+def _too_many_pixels_message(limits: DecodeLimits) -> str:
+    """For images Pillow's own guard refused before we could read their size: it refuses above twice
+    Image.MAX_IMAGE_PIXELS, which is over our default limit."""
+    bound = min(limits.max_pixels, 2 * (Image.MAX_IMAGE_PIXELS or limits.max_pixels))
+    return f"the header declares more than {bound} pixels (decompression bomb?)"
+
+
+def _load_error(error: Exception) -> DecodeError:
+    text = str(error)
+    if isinstance(error, (OSError, EOFError)) and "truncated" in text.lower():
+        return TruncatedImage(f"the image data ends early: {text}")
+    return CorruptImage(f"the image data cannot be decoded: {type(error).__name__}: {text}")

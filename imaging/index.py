@@ -1,0 +1,445 @@
+"""Exact Hamming range search over 256-bit hashes (PDQ) by multi-index hashing.
+
+Multi-index hashing (Norouzi, Punjani and Fleet, "Fast exact search in Hamming space with multi-index
+hashing", 2014): the 256 bits are cut into m substrings and every substring gets a direct-address table
+(CSR: ``offsets`` of length 2**b + 1 and the rows sorted by substring value). For a query at radius d each
+table i is probed within a radius r_i of the query's substring, with sum(r_i + 1) >= d + 1: a hash whose every
+substring were further than r_i would differ in more than d bits, so no match is missed (the generalised
+pigeonhole principle; r_i = -1 skips table i). The radii are chosen per query radius by a cost model of
+probes and candidates, candidates are verified by a popcount over four uint64 words, and a segment whose
+tables would cost more than reading every row is scanned linearly, so any radius 0..256 is exact.
+
+The substring width follows the segment size (about log2(n) bits, at most 24), so most probes of a
+PDQ-threshold query (d = 31: radius 2 on most tables) hit zero or one row.
+
+Incremental updates: rows live in immutable segments, newest last. ``add`` builds a segment for the batch
+and merges it with its predecessor while the predecessor is less than four times larger, so an index holds
+O(log n) segments and each row is rebuilt O(log n) times. ``remove`` sets a tombstone; merges drop dead rows
+and the whole index is compacted once a quarter of its rows are dead.
+
+Ids are unique: adding an id that is already present replaces its hash (upsert); the same id twice in one
+``add`` call is a ValueError. Several ids may share one hash and are all returned.
+
+Memory (measured with ``memory_bytes`` on uniformly random hashes, one segment): 1M hashes 112 MB
+(13 tables of 19-20 bits), 10M hashes 1.29 GB (11 tables of 23-24 bits), i.e. about 110-130 MB per million:
+32 B hash + 8 B id + 1 B tombstone + 4 B per table per row, plus the fixed offset arrays.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterable
+
+import numpy as np
+
+HASH_BYTES = 32
+_WORDS = 4
+_BITS = 256
+_MAX_SUBSTRING_BITS = 24
+# Below this many rows a segment has no tables: reading every row is cheaper than any probing.
+_LINEAR_SEGMENT_ROWS = 2048
+# Relative cost of one probe (a bucket lookup) and of one verified candidate row, measured on this code.
+_PROBE_COST = 1.0
+_CANDIDATE_COST = 2.0
+# Work is cut into blocks of about this many probes/candidates: numpy temporaries of this size stay in
+# the allocator's reused heap instead of fresh pages, which is several times faster.
+_BLOCK = 1 << 14
+_MERGE_RATIO = 4
+_DEAD_FRACTION_TO_COMPACT = 0.25
+_FILE_FORMAT = 1
+
+_BYTE_SUM = np.uint64(0x0101010101010101)
+_SHIFT_TOP_BYTE = np.uint64(56)
+_POPCOUNT_16 = np.array([bin(value).count("1") for value in range(1 << 16)], dtype=np.uint8)
+
+
+def hashes_from_hex(hexes: Iterable[str]) -> np.ndarray:
+    """Hex strings (64 characters each, as PDQ tools print them) -> uint8 array of shape (N, 32)."""
+    hexes = list(hexes)
+    for position, text in enumerate(hexes):
+        if not isinstance(text, str) or len(text) != 2 * HASH_BYTES:
+            raise ValueError(f"hash {position}: expected {2 * HASH_BYTES} hex characters, got {text!r}")
+    try:
+        raw = bytes.fromhex("".join(hexes))
+    except ValueError:
+        raw = b""
+    if len(raw) != HASH_BYTES * len(hexes):
+        for position, text in enumerate(hexes):
+            try:
+                if len(bytes.fromhex(text)) == HASH_BYTES:
+                    continue
+            except ValueError:
+                pass
+            raise ValueError(f"hash {position}: not hexadecimal: {text!r}")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(len(hexes), HASH_BYTES).copy()
+
+
+def _to_words(hashes: np.ndarray) -> np.ndarray:
+    """(N, 32) uint8, most significant byte first -> (N, 4) native uint64."""
+    return np.ascontiguousarray(hashes).view(">u8").astype(np.uint64)
+
+
+def _to_hashes(words: np.ndarray) -> np.ndarray:
+    return words.astype(">u8").view(np.uint8).reshape(len(words), HASH_BYTES)
+
+
+def _popcount_rows(words: np.ndarray) -> np.ndarray:
+    """Set bits per row of an (N, 4) uint64 array, as int32."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(words).sum(axis=1, dtype=np.int32)
+    # 16-bit table lookups leave one count (<= 16) per byte; multiplying by 0x0101.. sums a word's 8 bytes
+    # into its top byte (<= 128, so no overflow, unlike summing all 256 bits at once).
+    counts = np.take(_POPCOUNT_16, words.view(np.uint16)).view(np.uint64)
+    counts *= _BYTE_SUM
+    counts >>= _SHIFT_TOP_BYTE
+    return (counts[:, 0] + counts[:, 1]).astype(np.int32)
+
+
+def _substring_keys(words: np.ndarray, start: int, length: int) -> np.ndarray:
+    """Bits [start, start + length) of each 256-bit row (bit 0 = most significant), as int64."""
+    word, offset = divmod(start, 64)
+    end = offset + length
+    if end <= 64:
+        keys = words[:, word] >> np.uint64(64 - end)
+    else:
+        spill = end - 64
+        keys = (words[:, word] << np.uint64(spill)) | (words[:, word + 1] >> np.uint64(64 - spill))
+    return (keys & np.uint64((1 << length) - 1)).astype(np.int64)
+
+
+def _stable_argsort(keys: np.ndarray, bits: int) -> np.ndarray:
+    """Stable argsort of keys < 2**bits; two 16-bit radix passes beat a 32-bit merge sort."""
+    if bits <= 16:
+        return np.argsort(keys.astype(np.uint16), kind="stable")
+    low_order = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    high = (keys >> 16).astype(np.uint16)
+    return low_order[np.argsort(high[low_order], kind="stable")]
+
+
+@lru_cache(maxsize=128)
+def _flip_masks(bits: int, radius: int) -> np.ndarray:
+    """All values below 2**bits with at most `radius` set bits (the probe offsets of one table)."""
+    masks = [0]
+    for weight in range(1, radius + 1):
+        masks.extend(sum(1 << bit for bit in chosen) for chosen in itertools.combinations(range(bits), weight))
+    return np.array(masks, dtype=np.int64)
+
+
+def _split_lengths(tables: int) -> tuple[int, ...]:
+    base, extra = divmod(_BITS, tables)
+    return (base + 1,) * extra + (base,) * (tables - extra)
+
+
+def _probe_count(bits: int, radius: int) -> int:
+    return sum(math.comb(bits, k) for k in range(radius + 1))
+
+
+def _plan_radii(lengths: tuple[int, ...], rows: int, max_distance: int) -> tuple[list[int], float]:
+    """Probe radius per table (-1 = skip) covering `max_distance`, and its estimated cost per query.
+
+    Greedy on the marginal cost of widening one table by one bit: the marginal cost C(b, r + 1) grows with
+    r, so the greedy choice is optimal for this separable cost.
+    """
+    per_probe = [_PROBE_COST + _CANDIDATE_COST * rows / 2.0**bits for bits in lengths]
+    radii = [-1] * len(lengths)
+    cost = 0.0
+    for _ in range(max_distance + 1):
+        step, table = min(
+            (math.comb(bits, radius + 1) * per_probe[i], i)
+            for i, (bits, radius) in enumerate(zip(lengths, radii))
+            if radius < bits
+        )
+        radii[table] += 1
+        cost += step
+    return radii, cost
+
+
+def _choose_lengths(rows: int) -> tuple[int, ...]:
+    """Substring widths for a segment of `rows` rows: cheapest plan at the PDQ threshold (d = 31)."""
+    if rows < _LINEAR_SEGMENT_ROWS:
+        return ()
+    widest = min(_MAX_SUBSTRING_BITS, max(8, math.floor(math.log2(rows)) + 1))
+    options = [_split_lengths(tables) for tables in range(math.ceil(_BITS / widest), 33)]
+    return min(options, key=lambda lengths: _plan_radii(lengths, rows, 31)[1])
+
+
+def _key_bases(lengths: tuple[int, ...]) -> np.ndarray:
+    """Where each table's buckets start in the concatenated offsets array."""
+    return np.concatenate(([0], np.cumsum([1 << bits for bits in lengths]))).astype(np.int64)
+
+
+@dataclass
+class _Segment:
+    """Rows sorted by id, with one CSR table per substring (none for a linear-scan segment).
+
+    The tables are concatenated so that one gather serves all of them: bucket k of table t spans
+    ``table_rows[offsets[base_t + k] : offsets[base_t + k + 1]]``, base_t = sum of 2**b over earlier tables.
+    Widths are non-increasing, so each base_t is a multiple of 2**b_t and ``(base_t + k) ^ flip`` stays in
+    table t for any flip below 2**b_t.
+    """
+
+    ids: np.ndarray  # int64 (n,), ascending
+    words: np.ndarray  # uint64 (n, 4)
+    alive: np.ndarray  # bool (n,)
+    lengths: tuple[int, ...]
+    offsets: np.ndarray  # int32 (sum 2**b + 1,), or int64 when m * n >= 2**31
+    table_rows: np.ndarray  # int32 (m * n,): per table, rows ordered by substring value
+    dead: int = 0
+
+    @classmethod
+    def build(cls, ids: np.ndarray, words: np.ndarray) -> "_Segment":
+        order = np.argsort(ids, kind="stable")
+        ids, words = ids[order], np.ascontiguousarray(words[order])
+        rows = len(ids)
+        lengths = _choose_lengths(rows)
+        index_type = np.int32 if len(lengths) * rows < 2**31 else np.int64
+        offsets, table_rows = [], []
+        start = 0
+        for table, bits in enumerate(lengths):
+            keys = _substring_keys(words, start, bits)
+            counts = np.bincount(keys, minlength=1 << bits)
+            offsets.append((np.cumsum(counts) - counts + table * rows).astype(index_type))
+            table_rows.append(_stable_argsort(keys, bits).astype(np.int32))
+            start += bits
+        offsets.append(np.array([len(lengths) * rows], dtype=index_type))
+        return cls(
+            ids,
+            words,
+            np.ones(rows, dtype=bool),
+            lengths,
+            np.concatenate(offsets),
+            np.concatenate(table_rows) if table_rows else np.empty(0, dtype=np.int32),
+        )
+
+    @property
+    def live(self) -> int:
+        return len(self.ids) - self.dead
+
+    def live_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.dead == 0:
+            return self.ids, self.words
+        return self.ids[self.alive], self.words[self.alive]
+
+    def rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """Rows holding live entries for the given (unique) ids."""
+        if len(self.ids) == 0:
+            return np.empty(0, dtype=np.int64)
+        rows = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
+        rows = rows[self.ids[rows] == ids]
+        return rows[self.alive[rows]]
+
+    def kill(self, rows: np.ndarray) -> None:
+        self.alive[rows] = False
+        self.dead += len(rows)
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.ids, self.words, self.alive, self.offsets, self.table_rows))
+
+    def search(self, queries: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Matches as (query index, row, distance) arrays, each (query, row) once, dead rows included."""
+        if not self.lengths:
+            return self._scan(queries, max_distance)
+        radii, cost = _plan_radii(self.lengths, len(self.ids), max_distance)
+        if cost >= _CANDIDATE_COST * len(self.ids):
+            return self._scan(queries, max_distance)
+        masks = [_flip_masks(bits, radius) for bits, radius in zip(self.lengths, radii) if radius >= 0]
+        table_of_probe = np.repeat([t for t, radius in enumerate(radii) if radius >= 0], [len(m) for m in masks])
+        flip_of_probe = np.concatenate(masks)
+        probes = len(flip_of_probe)
+        bases = _key_bases(self.lengths)
+        starts = np.cumsum((0,) + self.lengths[:-1])
+        query_keys = np.stack(
+            [_substring_keys(queries, start, bits) + base for start, bits, base in zip(starts, self.lengths, bases)],
+            axis=1,
+        )
+        group = max(1, _BLOCK // probes)
+        hits_q, hits_row, hits_dist = [], [], []
+        for first in range(0, len(queries), group):
+            keys = np.take(query_keys[first : first + group], table_of_probe, axis=1)
+            keys ^= flip_of_probe
+            keys = keys.ravel()
+            begins = np.take(self.offsets, keys)
+            counts = np.take(self.offsets, keys + 1)
+            counts -= begins
+            nonempty = np.flatnonzero(counts)
+            if len(nonempty) == 0:
+                continue
+            begins, counts = begins[nonempty], counts[nonempty]
+            ends = np.cumsum(counts)
+            positions = np.repeat(begins - (ends - counts), counts)
+            positions += np.arange(ends[-1], dtype=positions.dtype)
+            rows = np.take(self.table_rows, positions)
+            query_of = np.repeat(nonempty // probes + first, counts)
+            for lo in range(0, len(rows), _BLOCK):
+                r, q = rows[lo : lo + _BLOCK], query_of[lo : lo + _BLOCK]
+                x = np.take(self.words, r, axis=0)
+                x ^= np.take(queries, q, axis=0)
+                distances = _popcount_rows(x)
+                keep = np.flatnonzero(distances <= max_distance)
+                if len(keep):
+                    hits_q.append(q[keep])
+                    hits_row.append(r[keep])
+                    hits_dist.append(distances[keep])
+        query_of = _concat(hits_q, np.int64)
+        row = _concat(hits_row, np.int64)
+        distance = _concat(hits_dist, np.int32)
+        # A row reached through several tables is one match.
+        _, first_seen = np.unique(query_of * len(self.ids) + row, return_index=True)
+        return query_of[first_seen], row[first_seen], distance[first_seen]
+
+    def _scan(self, queries: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        hits_q, hits_row, hits_dist = [], [], []
+        for lo in range(0, len(self.words), _BLOCK):
+            chunk = self.words[lo : lo + _BLOCK]
+            group = max(1, _BLOCK // len(chunk))
+            for first in range(0, len(queries), group):
+                block = queries[first : first + group]
+                distances = _popcount_rows((chunk[None, :, :] ^ block[:, None, :]).reshape(-1, _WORDS))
+                keep = np.flatnonzero(distances <= max_distance)
+                if len(keep):
+                    hits_q.append(keep // len(chunk) + first)
+                    hits_row.append(keep % len(chunk) + lo)
+                    hits_dist.append(distances[keep])
+        return _concat(hits_q, np.int64), _concat(hits_row, np.int64), _concat(hits_dist, np.int32)
+
+
+def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.empty(0, dtype=dtype)
+
+
+def _merge(segments: list[_Segment]) -> _Segment:
+    parts = [segment.live_rows() for segment in segments]
+    return _Segment.build(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+
+
+class HammingIndex:
+    """Exact range search: every stored (id, hash) within a Hamming distance of each query hash.
+
+    Hashes are uint8 arrays of shape (N, 32), a row being ``bytes.fromhex(pdq_hex)``
+    (see ``hashes_from_hex``); ids are int64. Module docstring: method, update policy, memory.
+    """
+
+    def __init__(self) -> None:
+        self._segments: list[_Segment] = []
+
+    def __len__(self) -> int:
+        return sum(segment.live for segment in self._segments)
+
+    def memory_bytes(self) -> int:
+        return sum(segment.nbytes() for segment in self._segments)
+
+    def add(self, hashes: np.ndarray, ids: np.ndarray) -> None:
+        """Insert rows; an id already present is replaced, an id repeated within `ids` is a ValueError."""
+        hashes = np.asarray(hashes)
+        ids = np.asarray(ids)
+        if hashes.dtype != np.uint8 or hashes.ndim != 2 or hashes.shape[1] != HASH_BYTES:
+            raise ValueError(f"hashes must be uint8 of shape (N, {HASH_BYTES}), got {hashes.dtype} {hashes.shape}")
+        if ids.ndim != 1 or len(ids) != len(hashes) or not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"ids must be integers of shape ({len(hashes)},), got {ids.dtype} {ids.shape}")
+        ids = ids.astype(np.int64)
+        if len(ids) == 0:
+            return
+        unique_ids = np.unique(ids)
+        if len(unique_ids) != len(ids):
+            raise ValueError("ids repeat within one add() call")
+        self._kill(unique_ids)
+        self._segments.append(_Segment.build(ids, _to_words(hashes)))
+        while len(self._segments) >= 2 and self._segments[-2].live < _MERGE_RATIO * self._segments[-1].live:
+            self._segments[-2:] = [_merge(self._segments[-2:])]
+        self._compact_if_dead()
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Delete the given ids; unknown ids are ignored. Returns how many were removed."""
+        removed = self._kill(np.unique(np.asarray(ids, dtype=np.int64)))
+        self._compact_if_dead()
+        return removed
+
+    def search(self, queries: np.ndarray, max_distance: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per query row: (ids int64, distances int32) of all entries within `max_distance`, by distance then id."""
+        queries = np.asarray(queries)
+        if queries.dtype != np.uint8 or queries.ndim != 2 or queries.shape[1] != HASH_BYTES:
+            raise ValueError(f"queries must be uint8 of shape (Q, {HASH_BYTES}), got {queries.dtype} {queries.shape}")
+        if not 0 <= max_distance <= _BITS:
+            raise ValueError(f"max_distance must be in 0..{_BITS}, got {max_distance}")
+        query_words = _to_words(queries)
+        parts_q, parts_id, parts_dist = [], [], []
+        for segment in self._segments:
+            query_of, row, distance = segment.search(query_words, int(max_distance))
+            if segment.dead:
+                alive = segment.alive[row]
+                query_of, row, distance = query_of[alive], row[alive], distance[alive]
+            parts_q.append(query_of)
+            parts_id.append(segment.ids[row])
+            parts_dist.append(distance)
+        query_of = _concat(parts_q, np.int64)
+        found_ids = _concat(parts_id, np.int64)
+        distance = _concat(parts_dist, np.int32)
+        order = np.lexsort((found_ids, distance, query_of))
+        query_of, found_ids, distance = query_of[order], found_ids[order], distance[order]
+        bounds = np.searchsorted(query_of, np.arange(len(queries) + 1))
+        return [(found_ids[a:b], distance[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write an .npz file (no pickle) at exactly `path`. Compacts the index into one segment first."""
+        self._compact()
+        segment = self._segments[0] if self._segments else _Segment.build(
+            np.empty(0, dtype=np.int64), np.empty((0, _WORDS), dtype=np.uint64)
+        )
+        with open(path, "wb") as file:
+            np.savez(
+                file,
+                format=np.array(_FILE_FORMAT),
+                lengths=np.array(segment.lengths, dtype=np.int64),
+                ids=segment.ids,
+                hashes=_to_hashes(segment.words),
+                offsets=segment.offsets,
+                table_rows=segment.table_rows,
+            )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "HammingIndex":
+        with np.load(path, allow_pickle=False) as data:
+            if int(data["format"]) != _FILE_FORMAT:
+                raise ValueError(f"{path}: unknown index file format {int(data['format'])}")
+            lengths = tuple(int(bits) for bits in data["lengths"])
+            ids, hashes = data["ids"], data["hashes"]
+            offsets, table_rows = data["offsets"], data["table_rows"]
+        rows = len(ids)
+        if lengths and (sum(lengths) != _BITS or list(lengths) != sorted(lengths, reverse=True)):
+            raise ValueError(f"{path}: substring widths {lengths} are not a non-increasing split of {_BITS} bits")
+        if (
+            ids.dtype != np.int64
+            or hashes.shape != (rows, HASH_BYTES)
+            or offsets.shape != (_key_bases(lengths)[-1] + 1,)
+            or table_rows.shape != (len(lengths) * rows,)
+            or offsets[-1] != len(table_rows)
+        ):
+            raise ValueError(f"{path}: inconsistent index arrays")
+        index = cls()
+        if rows:
+            alive = np.ones(rows, dtype=bool)
+            index._segments = [_Segment(ids, _to_words(hashes), alive, lengths, offsets, table_rows)]
+        return index
+
+    def _kill(self, ids: np.ndarray) -> int:
+        removed = 0
+        for segment in self._segments:
+            rows = segment.rows_of(ids)
+            segment.kill(rows)
+            removed += len(rows)
+        self._segments = [segment for segment in self._segments if segment.live]
+        return removed
+
+    def _compact_if_dead(self) -> None:
+        dead = sum(segment.dead for segment in self._segments)
+        if dead > _DEAD_FRACTION_TO_COMPACT * (dead + len(self)):
+            self._compact()
+
+    def _compact(self) -> None:
+        if len(self._segments) > 1 or any(segment.dead for segment in self._segments):
+            merged = _merge(self._segments)
+            self._segments = [merged] if merged.live else []

@@ -1,0 +1,169 @@
+"""Matching query hashes against a bank of identified records: what a match *is*, apart from how it is indexed.
+
+A bank is held as exact-digest dictionaries (MD5, SHA-1, SHA-256) plus a `HammingIndex` over its PDQ hashes.
+Exact digests match whatever the image quality; PDQ matches need quality >= PDQ_MIN_QUALITY on the query
+(Meta's rule: weaker hashes are too unreliable to act on) and distance <= the threshold.
+A record can carry further PDQ hashes of robust variants of its image (`variant_hashes`, a list of
+`(kind, hex)`), each reported under its own `kind` so a report says which rule matched.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from imaging.decode import decode
+from imaging.digests import digests
+from imaging.hashes import PdqHash
+from imaging.index import HammingIndex
+from imaging.pdq import PDQ_MIN_QUALITY, PDQ_THRESHOLD, pdq
+
+EXACT_KINDS = ("sha256", "md5", "sha1")
+KIND_ORDER = {"sha256": 0, "md5": 1, "sha1": 2, "pdq": 3, "pdq_dihedral": 4, "pdq_trimmed": 5, "pdq_crop": 6,
+              "pdq_rotated": 7}
+MIRROR = 5  # pdq_dihedral's index of the left-right mirror image
+
+
+@dataclass(frozen=True)
+class BankEntry:
+    record_id: str
+    victim_id: str | None = None
+    pdq: str | None = None
+    md5: str | None = None
+    sha1: str | None = None
+    sha256: str | None = None
+    variant_hashes: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Match:
+    bank: str
+    record_id: str
+    victim_id: str | None
+    kind: str
+    distance: int
+
+    def to_dict(self) -> dict:
+        return {"bank": self.bank, "record_id": self.record_id, "victim_id": self.victim_id, "kind": self.kind,
+                "distance": self.distance}
+
+
+@dataclass(frozen=True)
+class QueryHashes:
+    """The signals of one query image (or of a caller who holds only hashes)."""
+
+    md5: str | None = None
+    sha1: str | None = None
+    sha256: str | None = None
+    pdq: PdqHash | None = None
+    quality: int | None = None
+    dihedral: tuple[PdqHash, ...] = ()
+    variants: tuple[tuple[str, PdqHash], ...] = field(default=())
+
+    @property
+    def pdq_usable(self) -> bool:
+        return self.pdq is not None and (self.quality is None or self.quality >= PDQ_MIN_QUALITY)
+
+
+class BankMatcher:
+    """One bank, ready to answer queries. Built once per worker and reused for every item."""
+
+    def __init__(self, name: str, entries: Sequence[BankEntry], threshold: int | None = None):
+        self.name = name
+        self.threshold = PDQ_THRESHOLD if threshold is None else threshold
+        self.entries = list(entries)
+        self._exact: dict[str, dict[str, list[int]]] = {kind: defaultdict(list) for kind in EXACT_KINDS}
+        rows: list[bytes] = []
+        row_entry: list[int] = []
+        row_kind: list[str] = []
+        for i, entry in enumerate(self.entries):
+            for kind in EXACT_KINDS:
+                value = getattr(entry, kind)
+                if value:
+                    self._exact[kind][value.lower()].append(i)
+            if entry.pdq:
+                rows.append(bytes.fromhex(entry.pdq))
+                row_entry.append(i)
+                row_kind.append("pdq")
+            for kind, hex_value in entry.variant_hashes:
+                rows.append(bytes.fromhex(hex_value))
+                row_entry.append(i)
+                row_kind.append(kind)
+        self._row_entry = np.asarray(row_entry, dtype=np.int64)
+        self._row_kind = row_kind
+        self._legacy_rows = any(entry.pdq and not entry.variant_hashes for entry in self.entries)
+        self.index = HammingIndex()
+        if rows:
+            hashes = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(-1, 32)
+            self.index.add(hashes, np.arange(len(rows), dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def probes(self, query: QueryHashes) -> list[tuple[str, PdqHash]]:
+        """The hashes a query is looked up with in this bank, each with the kind it reports.
+
+        Records enrolled with variant hashes already hold their rotations, so a query adds only its mirror
+        image (which, against the stored rotations, covers all eight flips and right-angle turns). A bank
+        with any record that has no variants gets every dihedral probe, as before variants existed.
+        """
+        probes: list[tuple[str, PdqHash]] = []
+        if query.pdq_usable:
+            probes.append(("pdq", query.pdq))
+            if self._legacy_rows:
+                probes += [("pdq_dihedral", h) for h in query.dihedral[1:]]
+            elif len(query.dihedral) > MIRROR:
+                probes.append(("pdq_dihedral", query.dihedral[MIRROR]))
+        return probes + list(query.variants)
+
+    def match(self, query: QueryHashes, threshold: int | None = None) -> list[Match]:
+        threshold = self.threshold if threshold is None else threshold
+        best: dict[int, tuple[str, int]] = {}
+
+        def offer(entry_idx: int, kind: str, distance: int) -> None:
+            current = best.get(entry_idx)
+            if current is None or (distance, KIND_ORDER.get(kind, 9)) < (current[1], KIND_ORDER.get(current[0], 9)):
+                best[entry_idx] = (kind, distance)
+
+        for kind in EXACT_KINDS:
+            value = getattr(query, kind)
+            if value:
+                for entry_idx in self._exact[kind].get(value.lower(), ()):
+                    offer(entry_idx, kind, 0)
+        probes = self.probes(query) if len(self.index) else []
+        if probes:
+            found = self.index.search(
+                np.stack([np.frombuffer(h.to_bytes(), dtype=np.uint8) for _, h in probes]), threshold)
+            for (probe_kind, _), (row_ids, distances) in zip(probes, found):
+                for row, distance in zip(row_ids.tolist(), distances.tolist()):
+                    stored_kind = self._row_kind[row]
+                    kind = probe_kind if stored_kind == "pdq" else stored_kind
+                    offer(int(self._row_entry[row]), kind, int(distance))
+        matches = [Match(self.name, self.entries[i].record_id, self.entries[i].victim_id, kind, distance)
+                   for i, (kind, distance) in best.items()]
+        return sorted(matches, key=lambda m: (m.distance, KIND_ORDER.get(m.kind, 9), m.record_id))
+
+
+def match_banks(query: QueryHashes, matchers: Iterable[BankMatcher], threshold: int | None = None) -> list[Match]:
+    found: list[Match] = []
+    for matcher in matchers:
+        found.extend(matcher.match(query, threshold))
+    return sorted(found, key=lambda m: (m.distance, KIND_ORDER.get(m.kind, 9), m.bank, m.record_id))
+
+
+def report_status(query: QueryHashes, matches: Sequence[Match]) -> str:
+    """`match`, or why not: `low_quality` when only a PDQ match could have been made and the hash is weak."""
+    if matches:
+        return "match"
+    if query.pdq is not None and not query.pdq_usable:
+        return "low_quality"
+    return "no_match"
+
+
+def hashes_for_bank(data: bytes) -> dict[str, str]:
+    """The hashes a bank stores for an enrolled image (its pixels are not kept)."""
+    evidence = digests(data)
+    hash_value, _quality = pdq(decode(data).rgb)
+    return {"pdq": str(hash_value), "md5": evidence.md5, "sha1": evidence.sha1, "sha256": evidence.sha256}

@@ -1,0 +1,122 @@
+"""Robust PDQ matching: extra hashes for the edits PDQ alone does not survive (draft)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image
+
+from imaging.hashes import PdqHash
+from imaging.pdq import PDQ_MIN_QUALITY, pdq, pdq_dihedral
+
+# pdq_dihedral order: original, rot90 (counter-clockwise), rot180, rot270, flip top-bottom, mirror, transpose, anti.
+MIRROR = 5
+ROTATIONS = (1, 2, 3)
+
+VARIANT_SIDE = 512
+SMALL_ANGLES = (-4.0, -2.0, 2.0, 4.0)
+CROP_SCALES = (0.9, 0.8)
+
+BORDER_TOLERANCE = 24
+MAX_CUTS = 4
+CONTENT_SHARE = 0.005
+MIN_TRIM_FRACTION = 0.03
+MIN_CONTENT_FRACTION = 0.04
+MIN_CONTENT_SIDE = 32
+MIN_BACKGROUND_SHARE = 0.3
+
+
+def trim_borders(rgb: np.ndarray) -> np.ndarray | None:
+    """The picture inside a uniform border or page (letterbox, padding, screenshot), or None if there is none."""
+    height, width = rgb.shape[:2]
+    if min(height, width) < MIN_CONTENT_SIDE:
+        return None
+    background = _background_colour(rgb)
+    if background is None:
+        return None
+    differs = np.abs(rgb.astype(np.int16) - background).max(axis=2) > BORDER_TOLERANCE
+    top, bottom, left, right = 0, height, 0, width
+    for _ in range(MAX_CUTS):
+        block = differs[top:bottom, left:right]
+        rows = _longest_run(block.sum(axis=1) >= max(2, CONTENT_SHARE * (right - left)))
+        cols = _longest_run(block[rows[0]:rows[1]].sum(axis=0) >= max(2, CONTENT_SHARE * (rows[1] - rows[0])))
+        cut = (top + rows[0], top + rows[1], left + cols[0], left + cols[1])
+        if cut == (top, bottom, left, right) or cut[1] <= cut[0] or cut[3] <= cut[2]:
+            break
+        top, bottom, left, right = cut
+    kept = (bottom - top) * (right - left)
+    if kept > (1 - MIN_TRIM_FRACTION) * height * width or kept < MIN_CONTENT_FRACTION * height * width:
+        return None
+    if min(bottom - top, right - left) < MIN_CONTENT_SIDE:
+        return None
+    return rgb[top:bottom, left:right]
+
+
+def _longest_run(flags: np.ndarray) -> tuple[int, int]:
+    """(start, stop) of the longest run of True in a 1-D boolean array; (0, 0) if there is none."""
+    padded = np.concatenate([[False], flags, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    if not len(edges):
+        return 0, 0
+    starts, stops = edges[0::2], edges[1::2]
+    longest = int(np.argmax(stops - starts))
+    return int(starts[longest]), int(stops[longest])
+
+
+def _background_colour(rgb: np.ndarray) -> np.ndarray | None:
+    height, width = rgb.shape[:2]
+    ring = max(2, min(height, width) // 100)
+    frame = np.concatenate([rgb[:ring].reshape(-1, 3), rgb[-ring:].reshape(-1, 3),
+                            rgb[ring:-ring, :ring].reshape(-1, 3), rgb[ring:-ring, -ring:].reshape(-1, 3)])
+    quantised = (frame // 16).astype(np.int32)
+    codes = quantised[:, 0] * 256 + quantised[:, 1] * 16 + quantised[:, 2]
+    mode = np.bincount(codes).argmax()
+    candidates = frame[codes == mode]
+    colour = np.median(candidates, axis=0).astype(np.int16)
+    share = (np.abs(frame.astype(np.int16) - colour).max(axis=1) <= BORDER_TOLERANCE).mean()
+    return colour if share >= MIN_BACKGROUND_SHARE else None
+
+
+def _working_copy(rgb: np.ndarray) -> Image.Image:
+    image = Image.fromarray(rgb, "RGB")
+    if max(image.size) > VARIANT_SIDE:
+        image = image.copy()
+        image.thumbnail((VARIANT_SIDE, VARIANT_SIDE), Image.Resampling.BOX)
+    return image
+
+
+def _strong(kind: str, rgb: np.ndarray) -> list[tuple[str, PdqHash]]:
+    hash_value, quality = pdq(np.ascontiguousarray(rgb))
+    return [(kind, hash_value)] if quality >= PDQ_MIN_QUALITY else []
+
+
+def bank_variants(rgb: np.ndarray) -> list[tuple[str, PdqHash]]:
+    """Extra hashes a bank stores for an enrolled image, beside its plain PDQ hash."""
+    variants: list[tuple[str, PdqHash]] = []
+    dihedral, quality = pdq_dihedral(rgb)
+    if quality >= PDQ_MIN_QUALITY:
+        variants += [("pdq_dihedral", dihedral[i]) for i in ROTATIONS]
+    image = _working_copy(rgb)
+    for angle in SMALL_ANGLES:
+        rotated = image.rotate(angle, resample=Image.Resampling.BILINEAR)
+        variants += _strong("pdq_rotated", np.asarray(rotated))
+    width, height = image.size
+    for scale in CROP_SCALES:
+        dx, dy = round(width * (1 - scale) / 2), round(height * (1 - scale) / 2)
+        variants += _strong("pdq_crop", np.asarray(image.crop((dx, dy, width - dx, height - dy))))
+    trimmed = trim_borders(rgb)
+    if trimmed is not None:
+        variants += _strong("pdq_trimmed", trimmed)
+    return variants
+
+
+def query_variants(rgb: np.ndarray) -> list[tuple[str, PdqHash]]:
+    """Extra hashes a query is looked up with, beside its plain PDQ hash (and its mirror image)."""
+    trimmed = trim_borders(rgb)
+    if trimmed is None:
+        return []
+    dihedral, quality = pdq_dihedral(np.ascontiguousarray(trimmed))
+    if quality < PDQ_MIN_QUALITY:
+        return []
+    return [("pdq_trimmed", dihedral[0]), ("pdq_trimmed", dihedral[MIRROR])]

@@ -1,0 +1,99 @@
+"""Shared test fixtures: the benign fixture images, one Ray for the whole session, and a live service.
+
+The service fixtures run the real app (FastAPI + dispatcher + Ray actors) on a real database: SQLite in a
+temporary directory, and PostgreSQL when FIMG_TEST_DATABASE_URL is set (`.ci/run` sets it); where it is unset
+the PostgreSQL variants are skipped and say so.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+POSTGRES_URL = os.environ.get("FIMG_TEST_DATABASE_URL")
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    return Path(os.environ.get("FIMG_FIXTURES", REPO_ROOT.parent / "shared" / "fixtures"))
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """Ray starts once per test session (~3 s, ~700 MB); every service fixture shares it."""
+    import ray
+
+    from workers.pool import start_ray
+
+    start_ray(None, num_cpus=2)
+    yield ray
+    ray.shutdown()
+
+
+def database_params() -> list:
+    return ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
+        not POSTGRES_URL, reason="FIMG_TEST_DATABASE_URL is not set: PostgreSQL variants skipped"))]
+
+
+@pytest.fixture(params=database_params())
+def database_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'fimg.db'}"
+    from storage import Store
+
+    store = Store(POSTGRES_URL, tmp_path)
+    store.drop_schema()
+    store.close()
+    return POSTGRES_URL
+
+
+@dataclass
+class Service:
+    client: object
+    store: object
+    keys: dict
+
+    def auth(self, role: str) -> dict:
+        return {"Authorization": f"Bearer {self.keys[role]}"}
+
+    def upload(self, paths: list[Path], role: str = "analyst") -> list[dict]:
+        files = [("files", (p.name, p.read_bytes(), "application/octet-stream")) for p in paths]
+        response = self.client.post("/v1/uploads", files=files, headers=self.auth(role))
+        assert response.status_code == 201, response.text
+        return response.json()["uploads"]
+
+    def wait(self, job_id: str, role: str = "analyst", timeout: float = 180) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.client.get(f"/v1/jobs/{job_id}", headers=self.auth(role)).json()
+            if job["status"] not in ("queued", "running"):
+                return job
+            time.sleep(0.1)
+        raise AssertionError(f"job {job_id} did not finish in {timeout} s: {job}")
+
+
+def make_settings(database_url: str, data_dir: Path, **overrides):
+    from config import Settings
+
+    values = dict(data_dir=data_dir, database_url=database_url, ray_address=None, num_cpus=2,
+                  max_upload_bytes=50 * 2**20, chunk_size=4)
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def service(ray_session, database_url, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from api import create_app
+
+    app = create_app(make_settings(database_url, tmp_path / "data"))
+    with TestClient(app) as client:
+        store = app.state.store
+        keys = {role: store.create_key(f"test-{role}", role)[1] for role in ("admin", "analyst", "artist", "service")}
+        keys["analyst2"] = store.create_key("test-analyst-2", "analyst")[1]
+        yield Service(client, store, keys)

@@ -1,0 +1,327 @@
+"""Safe decoding (every failure class, limits, modes, EXIF, animation) and digests."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import struct
+import time
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imaging import (
+    CorruptImage,
+    DecodeError,
+    DecodeLimits,
+    EmptyFile,
+    FileTooLarge,
+    NotAnImage,
+    TooManyPixels,
+    TruncatedImage,
+    UnsupportedFormat,
+    decode,
+    digests,
+)
+
+
+@pytest.fixture(scope="module")
+def pdq_dir(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "pdq"
+
+
+@pytest.fixture(scope="module")
+def modes_by_path(pdq_dir: Path) -> dict[str, str]:
+    with open(pdq_dir / "expected.tsv", newline="") as file:
+        return {row["path"]: row["mode"] for row in csv.DictReader(file, delimiter="\t")}
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A 100-byte PNG whose header declares width x height RGB pixels."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def gif_claiming(width: int, height: int) -> bytes:
+    screen = b"GIF89a" + struct.pack("<HH", width, height) + b"\x00\x00\x00"
+    frame = b"\x2c" + struct.pack("<HHHH", 0, 0, width, height) + b"\x00\x02\x02\x44\x01\x00"
+    return screen + frame + b"\x3b"
+
+
+def bmp_claiming(width: int, height: int) -> bytes:
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, 0, 2835, 2835, 0, 0)
+    return b"BM" + struct.pack("<IHHI", 14 + len(info) + 16, 0, 0, 14 + len(info)) + info + b"\0" * 16
+
+
+# ---------------------------------------------------------------- modes and pixels
+
+
+MODE_FIXTURES = [
+    *(f"misc-images/modes/{name}" for name in (
+        "1.png", "CMYK.jpg", "F.webp", "HSV.webp", "I.webp", "L.png", "LA.png", "LAB.webp",
+        "P.png", "PA.webp", "RGB.jpg", "RGBA.png", "YCbCr.jpg", "original.jpg",
+    )),
+    "misc-images/I16.png",
+    "misc-images/LA.png",
+]
+
+
+@pytest.mark.parametrize("relative", MODE_FIXTURES)
+def test_every_mode_decodes_to_contiguous_rgb8(pdq_dir, modes_by_path, relative):
+    decoded = decode(pdq_dir / relative)
+    assert decoded.rgb.dtype == np.uint8
+    assert decoded.rgb.shape == (decoded.height, decoded.width, 3)
+    assert decoded.rgb.flags.c_contiguous
+    assert decoded.mode == modes_by_path[relative]
+    assert decoded.frames == 1
+
+
+def test_sixteen_bit_png_is_clipped_like_the_reference_and_says_so(pdq_dir):
+    decoded = decode(pdq_dir / "misc-images/I16.png")
+    raw = np.asarray(Image.open(pdq_dir / "misc-images/I16.png"))
+    assert decoded.mode == "I;16"
+    assert "16-bit image reduced to 8-bit (values over 255 clip)" in decoded.notes
+    np.testing.assert_array_equal(decoded.rgb[..., 0], np.minimum(raw, 255))
+
+
+def test_alpha_is_dropped_with_a_note(pdq_dir):
+    decoded = decode(pdq_dir / "misc-images/LA.png")
+    assert "alpha channel dropped" in decoded.notes
+    np.testing.assert_array_equal(decoded.rgb[..., 0], decoded.rgb[..., 2])
+
+
+def test_path_and_bytes_decode_identically(pdq_dir):
+    path = pdq_dir / "misc-images/rgb.jpeg"
+    from_path, from_bytes = decode(path), decode(path.read_bytes())
+    np.testing.assert_array_equal(from_path.rgb, from_bytes.rgb)
+    assert (from_path.format, from_path.width, from_path.height) == ("JPEG", 256, 256)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"])
+def test_accepted_formats_decode(fmt):
+    image = Image.new("RGB", (40, 30), (250, 250, 250))
+    decoded = decode(encode(image, fmt))
+    assert (decoded.format, decoded.width, decoded.height) == (fmt, 40, 30)
+    assert decoded.rgb.mean() > 240
+
+
+# ---------------------------------------------------------------- EXIF orientation
+
+
+def test_exif_orientation_is_applied_only_when_asked(pdq_dir):
+    path = pdq_dir / "reg-test/exif-rotn/exif-rotn-6.jpg"
+    stored = decode(path, exif_transpose=False)
+    upright = decode(path, exif_transpose=True)
+    assert stored.orientation == upright.orientation == 6
+    assert (stored.width, stored.height) == (4032, 3024)
+    assert (upright.width, upright.height) == (3024, 4032)
+    assert "EXIF orientation 6 applied" in upright.notes
+    np.testing.assert_array_equal(upright.rgb, np.rot90(stored.rgb, k=-1))
+
+
+def test_orientation_defaults_to_one(pdq_dir):
+    assert decode(pdq_dir / "misc-images/rgb.jpeg").orientation == 1
+    assert decode(pdq_dir / "bridge-mods/aaa-orig.jpg").orientation == 1  # the file says 0, not valid
+
+
+# ---------------------------------------------------------------- animation
+
+
+def test_animated_gif_gives_first_frame_and_a_note():
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    frames = [Image.new("RGB", (32, 24), colour) for colour in colours]
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=40, loop=0)
+    decoded = decode(data)
+    assert decoded.frames == 3
+    assert decoded.notes == ["animated: 3 frames, first frame used"]
+    assert tuple(decoded.rgb[12, 16]) == (255, 0, 0)
+
+
+def test_animated_webp_gives_first_frame_and_a_note():
+    frames = [Image.new("RGB", (32, 24), colour) for colour in [(250, 250, 250), (0, 0, 0)]]
+    decoded = decode(encode(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=40))
+    assert decoded.frames == 2
+    assert decoded.notes == ["animated: 2 frames, first frame used"]
+    assert decoded.rgb.mean() > 240
+
+
+def test_camera_mpo_is_accepted_as_multi_image():
+    first, second = Image.new("RGB", (40, 30), (250, 250, 250)), Image.new("RGB", (40, 30), (0, 0, 0))
+    decoded = decode(encode(first, "MPO", save_all=True, append_images=[second]))
+    assert (decoded.format, decoded.frames) == ("MPO", 2)
+    assert decoded.notes == ["multi-image: 2 frames, first frame used"]
+    assert decoded.rgb.mean() > 240
+
+
+# ---------------------------------------------------------------- failure classes
+
+
+def assert_refused(data, error_type: type[DecodeError], code: str, words: str, **kwargs) -> DecodeError:
+    with pytest.raises(error_type) as caught:
+        decode(data, **kwargs)
+    assert caught.value.code == code
+    assert words in str(caught.value)
+    assert caught.value.message == str(caught.value)
+    return caught.value
+
+
+def test_zero_bytes():
+    assert_refused(b"", EmptyFile, "empty_file", "the file is empty (0 bytes)")
+
+
+def test_zero_byte_file(tmp_path):
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(b"")
+    assert_refused(path, EmptyFile, "empty_file", "empty")
+
+
+@pytest.mark.parametrize("relative", ["misc-images/rgb.jpeg", "misc-images/LA.png", "reg-test/pen-and-coaster.png"])
+def test_truncated_files(pdq_dir, relative):
+    data = (pdq_dir / relative).read_bytes()
+    assert_refused(data[: len(data) // 2], TruncatedImage, "truncated", "the image data ends early")
+
+
+def test_jpeg_cut_inside_its_headers(pdq_dir):
+    data = (pdq_dir / "misc-images/rgb.jpeg").read_bytes()
+    assert_refused(data[:200], TruncatedImage, "truncated", "ends early")
+
+
+def test_png_cut_inside_its_header(pdq_dir):
+    data = (pdq_dir / "misc-images/LA.png").read_bytes()
+    assert_refused(data[:30], CorruptImage, "corrupt", "starts like a PNG image but its header cannot be read")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"Just some notes about the case, saved with the wrong extension.\n",
+        b"<!DOCTYPE html><html><head><title>Not found</title></head><body>404</body></html>",
+        bytes(np.random.default_rng(7).integers(0, 256, 4096, dtype=np.uint8)),
+    ],
+    ids=["text", "html", "random"],
+)
+def test_not_an_image_even_when_named_jpg(tmp_path, content):
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(content)
+    assert_refused(path, NotAnImage, "not_an_image", "the file is not an image")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name"),
+    [("PDF", "PDF"), ("ICO", "ICO"), ("TGA", "TGA"), ("PPM", "PPM")],
+)
+def test_unsupported_formats(fmt, name):
+    data = encode(Image.new("RGB", (16, 16), (10, 20, 30)), fmt)
+    error = assert_refused(data, UnsupportedFormat, "unsupported_format", f"{name} is not an accepted format")
+    assert "JPEG" in str(error) and "PNG" in str(error)
+
+
+def test_eps_is_refused_before_ghostscript_runs():
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nnewpath 0 0 moveto showpage\n"
+    assert_refused(eps, UnsupportedFormat, "unsupported_format", "PostScript is not an accepted format")
+
+
+def test_heif_is_unsupported():
+    heic = struct.pack(">I", 24) + b"ftypheic" + b"\0\0\0\0mif1heic"
+    assert_refused(heic, UnsupportedFormat, "unsupported_format", "HEIF/AVIF is not an accepted format")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [png_claiming(60000, 60000), gif_claiming(65535, 65535), png_claiming(20000, 20000), bmp_claiming(40000, 40000)],
+    ids=["png-60000x60000", "gif-65535x65535", "png-20000x20000", "bmp-40000x40000"],
+)
+def test_decompression_bombs_are_refused_from_the_header_quickly(data):
+    assert len(data) < 200
+    started = time.perf_counter()
+    assert_refused(data, TooManyPixels, "too_many_pixels", "decompression bomb?")
+    assert time.perf_counter() - started < 0.5
+
+
+def test_pixel_limit_is_per_call():
+    data = png_claiming(12000, 9000)  # 108 M pixels: under Pillow's guard, over our default limit
+    expected = "12000x9000 = 108000000 pixels, over the limit of 100000000"
+    assert_refused(data, TooManyPixels, "too_many_pixels", expected)
+    small = encode(Image.new("RGB", (64, 64)), "PNG")
+    tight = DecodeLimits(max_pixels=1000)
+    assert_refused(small, TooManyPixels, "too_many_pixels", "over the limit of 1000", limits=tight)
+    assert decode(small).width == 64
+
+
+@pytest.mark.parametrize("size", [(60000, 1), (1, 60000)])
+def test_absurd_header_dimensions(size):
+    assert_refused(png_claiming(*size), TooManyPixels, "too_many_pixels", "a side over 50000 is refused")
+
+
+def test_pillow_bomb_warning_never_escapes():
+    data = png_claiming(10000, 9000)  # 90 M pixels: Pillow warns, our limit below refuses
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        limits = DecodeLimits(max_pixels=50_000_000)
+        assert_refused(data, TooManyPixels, "too_many_pixels", "decompression bomb?", limits=limits)
+
+
+def test_over_max_bytes(tmp_path, pdq_dir):
+    data = (pdq_dir / "misc-images/rgb.jpeg").read_bytes()
+    limits = DecodeLimits(max_bytes=1000)
+    expected = f"the file is {len(data)} bytes, over the limit of 1000 bytes"
+    assert_refused(data, FileTooLarge, "file_too_large", expected, limits=limits)
+    path = tmp_path / "big.jpg"
+    path.write_bytes(data)
+    assert_refused(path, FileTooLarge, "file_too_large", "over the limit of 1000 bytes", limits=limits)
+
+
+def test_corrupt_compressed_data():
+    header = struct.pack(">IIBBBBB", 16, 16, 8, 2, 0, 0, 0)
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", b"\x78\x9c" + bytes(range(200)))
+        + png_chunk(b"IEND", b"")
+    )
+    assert_refused(data, CorruptImage, "corrupt", "the image data cannot be decoded")
+
+
+def test_every_error_is_a_decode_error_with_a_stable_code():
+    classes = [EmptyFile, FileTooLarge, TooManyPixels, TruncatedImage, NotAnImage, UnsupportedFormat, CorruptImage]
+    assert all(issubclass(cls, DecodeError) for cls in classes)
+    assert [cls.code for cls in classes] == [
+        "empty_file", "file_too_large", "too_many_pixels", "truncated", "not_an_image", "unsupported_format", "corrupt",
+    ]
+
+
+# ---------------------------------------------------------------- digests
+
+
+def test_digests_of_known_vectors():
+    result = digests(b"abc")
+    assert result.md5 == "900150983cd24fb0d6963f7d28e17f72"
+    assert result.sha1 == "a9993e364706816aba3e25717850c26c9cd0d89d"
+    assert result.sha256 == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_digests_are_of_the_exact_bytes(pdq_dir):
+    data = (pdq_dir / "misc-images/wee.jpg").read_bytes()
+    assert digests(data).sha256 == hashlib.sha256(data).hexdigest()
+    assert digests(data + b"\0").sha256 != digests(data).sha256
+    assert digests(b"").md5 == "d41d8cd98f00b204e9800998ecf8427e"

@@ -1,0 +1,267 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from imaging.index import HammingIndex, hashes_from_hex
+
+DISTANCES = [0, 1, 15, 16, 31, 32, 40, 64]
+
+
+def brute_force(hashes: np.ndarray, ids: np.ndarray, query: np.ndarray, max_distance: int):
+    """Reference: distances from unpacked bits, matches sorted by distance then id."""
+    distances = np.unpackbits(hashes ^ query, axis=1).sum(axis=1)
+    match = np.flatnonzero(distances <= max_distance)
+    order = np.lexsort((ids[match], distances[match]))
+    return ids[match][order], distances[match][order]
+
+
+def assert_exact(index: HammingIndex, hashes, ids, queries, max_distance):
+    results = index.search(queries, max_distance)
+    assert len(results) == len(queries)
+    for query, (found_ids, found_distances) in zip(queries, results):
+        expected_ids, expected_distances = brute_force(hashes, ids, query, max_distance)
+        assert found_ids.dtype == np.int64 and found_distances.dtype == np.int32
+        np.testing.assert_array_equal(found_ids, expected_ids)
+        np.testing.assert_array_equal(found_distances, expected_distances)
+
+
+def flip_bits(rng: np.random.Generator, hashes: np.ndarray, counts) -> np.ndarray:
+    bits = np.unpackbits(hashes, axis=1)
+    for row, count in zip(bits, counts):
+        row[rng.choice(256, size=count, replace=False)] ^= 1
+    return np.packbits(bits, axis=1)
+
+
+def random_hashes(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
+
+
+def near_queries(rng, bank: np.ndarray, count: int, max_flips: int) -> np.ndarray:
+    sources = bank[rng.integers(0, len(bank), size=count)]
+    return np.concatenate([flip_bits(rng, sources, rng.integers(0, max_flips + 1, size=count)), random_hashes(rng, 8)])
+
+
+@pytest.fixture(scope="module")
+def random_bank():
+    rng = np.random.default_rng(1)
+    hashes = random_hashes(rng, 40_000)
+    ids = rng.choice(10**12, size=40_000, replace=False).astype(np.int64)
+    index = HammingIndex()
+    index.add(hashes, ids)
+    return index, hashes, ids
+
+
+@pytest.fixture(scope="module")
+def clustered_bank():
+    """Near-duplicates: random centres, each with copies 0..40 bits away, plus the centres' exact twins."""
+    rng = np.random.default_rng(2)
+    centres = random_hashes(rng, 400)
+    copies = np.repeat(centres, 25, axis=0)
+    copies = flip_bits(rng, copies, rng.integers(0, 41, size=len(copies)))
+    hashes = np.concatenate([centres, centres, copies, random_hashes(rng, 5_000)])
+    ids = np.arange(len(hashes), dtype=np.int64) * 3 - 7_000
+    index = HammingIndex()
+    index.add(hashes, ids)
+    return index, hashes, ids, centres
+
+
+@pytest.mark.parametrize("max_distance", DISTANCES)
+def test_random_bank_matches_brute_force(random_bank, max_distance):
+    index, hashes, ids = random_bank
+    rng = np.random.default_rng(max_distance)
+    assert_exact(index, hashes, ids, near_queries(rng, hashes, 24, max_distance + 4), max_distance)
+
+
+@pytest.mark.parametrize("max_distance", DISTANCES)
+def test_clustered_bank_matches_brute_force(clustered_bank, max_distance):
+    index, hashes, ids, centres = clustered_bank
+    rng = np.random.default_rng(100 + max_distance)
+    queries = np.concatenate([centres[:6], near_queries(rng, centres, 10, 20)])
+    assert_exact(index, hashes, ids, queries, max_distance)
+
+
+def test_large_radius_and_the_complement(random_bank):
+    index, hashes, ids = random_bank
+    complement = ~hashes[:2]
+    assert_exact(index, hashes, ids, complement, 128)
+    found_ids, found_distances = index.search(complement, 256)[0]
+    assert len(found_ids) == len(ids) and found_distances[-1] == 256 and found_ids[-1] == ids[0]
+    assert ids[0] not in index.search(complement[:1], 255)[0][0]
+
+
+def test_empty_index_and_empty_query_batch():
+    index = HammingIndex()
+    results = index.search(np.zeros((3, 32), dtype=np.uint8), 31)
+    assert [(len(i), len(d)) for i, d in results] == [(0, 0)] * 3
+    assert results[0][0].dtype == np.int64 and results[0][1].dtype == np.int32
+    assert len(index) == 0 and index.memory_bytes() == 0
+    assert HammingIndex().search(np.zeros((0, 32), dtype=np.uint8), 31) == []
+
+
+def test_same_hash_under_several_ids_is_returned_for_each():
+    rng = np.random.default_rng(3)
+    hashes = random_hashes(rng, 5_000)
+    hashes[100:110] = hashes[7]
+    index = HammingIndex()
+    index.add(hashes, np.arange(5_000))
+    found_ids, found_distances = index.search(hashes[7:8], 0)[0]
+    assert found_ids.tolist() == [7, *range(100, 110)] and not found_distances.any()
+
+
+def test_re_adding_an_id_replaces_its_hash_and_repeats_within_a_batch_are_refused():
+    rng = np.random.default_rng(4)
+    old, new = random_hashes(rng, 2)
+    index = HammingIndex()
+    index.add(np.stack([old, new]), np.array([1, 2]))
+    index.add(new[None], np.array([1]))
+    assert len(index) == 2
+    assert index.search(old[None], 0)[0][0].tolist() == []
+    assert index.search(new[None], 0)[0][0].tolist() == [1, 2]
+    with pytest.raises(ValueError, match="repeat"):
+        index.add(np.stack([old, old]), np.array([5, 5]))
+    assert len(index) == 2
+
+
+def test_remove_counts_only_present_ids():
+    rng = np.random.default_rng(5)
+    hashes = random_hashes(rng, 3_000)
+    index = HammingIndex()
+    index.add(hashes, np.arange(3_000))
+    assert index.remove(np.array([5, 5, 6, 10**12, -1])) == 2
+    assert index.remove(np.array([5])) == 0
+    assert len(index) == 2_998
+    assert index.search(hashes[5:7], 0) and all(len(ids) == 0 for ids, _ in index.search(hashes[5:7], 0))
+
+
+def test_many_small_adds_stay_exact_with_few_segments_and_compaction_frees_memory():
+    rng = np.random.default_rng(6)
+    hashes = random_hashes(rng, 24_000)
+    ids = np.arange(24_000, dtype=np.int64)
+    index = HammingIndex()
+    for start in range(0, 24_000, 1_000):
+        index.add(hashes[start : start + 1_000], ids[start : start + 1_000])
+    assert len(index._segments) <= 6  # geometric merging, not one segment per batch
+    queries = near_queries(rng, hashes, 16, 35)
+    assert_exact(index, hashes, ids, queries, 31)
+    before = index.memory_bytes()
+    index.remove(ids[: 9_000])
+    assert len(index) == 15_000 and index.memory_bytes() < before
+    assert_exact(index, hashes[9_000:], ids[9_000:], queries, 31)
+
+
+def test_save_load_round_trip(tmp_path, clustered_bank):
+    _, hashes, ids, centres = clustered_bank
+    index = HammingIndex()
+    index.add(hashes, ids)
+    index.remove(ids[:50])
+    index.add(hashes[:3], np.array([10**15, 10**15 + 1, 10**15 + 2]))
+    path = tmp_path / "bank.index"
+    index.save(path)
+    loaded = HammingIndex.load(path)
+    assert len(loaded) == len(index) and path.exists()
+    for max_distance in (0, 31, 40):
+        for (a_ids, a_d), (b_ids, b_d) in zip(index.search(centres[:20], max_distance), loaded.search(centres[:20], max_distance)):
+            np.testing.assert_array_equal(a_ids, b_ids)
+            np.testing.assert_array_equal(a_d, b_d)
+    empty = tmp_path / "empty.index"
+    HammingIndex().save(empty)
+    assert len(HammingIndex.load(empty)) == 0
+
+
+def test_load_rejects_a_file_with_inconsistent_tables(tmp_path, random_bank):
+    index, _, _ = random_bank
+    path = tmp_path / "bank.index"
+    index.save(path)
+    with np.load(path) as data:
+        arrays = dict(data)
+    arrays["table_rows"] = arrays["table_rows"][:-1]
+    np.savez(tmp_path / "broken.npz", **arrays)
+    with pytest.raises(ValueError, match="inconsistent"):
+        HammingIndex.load(tmp_path / "broken.npz")
+
+
+def test_hashes_from_hex():
+    hexes = ["00" * 31 + "ff", "AB" * 32]
+    np.testing.assert_array_equal(hashes_from_hex(hexes), np.frombuffer(bytes.fromhex("".join(hexes)), np.uint8).reshape(2, 32))
+    assert hashes_from_hex([]).shape == (0, 32)
+    for bad in (["00" * 31], ["0g" * 32], ["00" * 31 + " f"]):
+        with pytest.raises(ValueError):
+            hashes_from_hex(bad)
+
+
+def test_input_validation():
+    index = HammingIndex()
+    with pytest.raises(ValueError):
+        index.add(np.zeros((2, 31), dtype=np.uint8), np.arange(2))
+    with pytest.raises(ValueError):
+        index.add(np.zeros((2, 32), dtype=np.uint8), np.arange(3))
+    with pytest.raises(ValueError):
+        index.search(np.zeros((1, 32), dtype=np.uint8), 257)
+
+
+# Property tests: a few centres with nearby variants make duplicates and near matches likely. The first batch
+# joins a background large enough to get hash tables, so probing, tombstones and merges are all exercised.
+BACKGROUND = random_hashes(np.random.default_rng(7), 3_000)
+BACKGROUND_IDS = np.arange(10**6, 10**6 + 3_000, dtype=np.int64)
+CENTRES = random_hashes(np.random.default_rng(8), 4)
+
+
+@st.composite
+def hashes_near_centres(draw):
+    centre = CENTRES[draw(st.integers(0, len(CENTRES) - 1))].copy()
+    bits = np.unpackbits(centre)
+    for position in draw(st.lists(st.integers(0, 255), max_size=40)):
+        bits[position] ^= 1
+    return np.packbits(bits)
+
+
+entry_ids = st.integers(-5, 40)
+batches = st.lists(st.tuples(entry_ids, hashes_near_centres()), max_size=30, unique_by=lambda e: e[0])
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), batches),
+        st.tuples(st.just("remove"), st.lists(entry_ids, max_size=10)),
+        st.tuples(st.just("search"), st.lists(hashes_near_centres(), min_size=1, max_size=3), st.sampled_from([0, 15, 31, 33])),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(first=batches, operations=operations, background=st.booleans())
+def test_add_remove_search_match_a_dict_model(first, operations, background):
+    index, model = HammingIndex(), {}
+    first_ids = np.array([i for i, _ in first], dtype=np.int64)
+    first_hashes = np.array([h for _, h in first], dtype=np.uint8).reshape(-1, 32)
+    if background:
+        index.add(np.concatenate([BACKGROUND, first_hashes]), np.concatenate([BACKGROUND_IDS, first_ids]))
+        model.update(zip(BACKGROUND_IDS.tolist(), BACKGROUND))
+    else:
+        index.add(first_hashes, first_ids)
+    model.update(zip(first_ids.tolist(), first_hashes))
+    for operation in operations:
+        if operation[0] == "add":
+            ids = np.array([i for i, _ in operation[1]], dtype=np.int64)
+            index.add(np.array([h for _, h in operation[1]], dtype=np.uint8).reshape(-1, 32), ids)
+            model.update({i: h for i, h in operation[1]})
+        elif operation[0] == "remove":
+            present = {i for i in operation[1] if i in model}
+            assert index.remove(np.array(operation[1], dtype=np.int64)) == len(present)
+            for i in present:
+                del model[i]
+        else:
+            model_ids = np.array(sorted(model), dtype=np.int64)
+            model_hashes = np.array([model[i] for i in model_ids], dtype=np.uint8).reshape(-1, 32)
+            assert_exact(index, model_hashes, model_ids, np.array(operation[1]), operation[2])
+        assert len(index) == len(model)
+
+
+@settings(max_examples=40, deadline=None)
+@given(entries=st.lists(hashes_near_centres(), max_size=6), query=hashes_near_centres(), max_distance=st.sampled_from([0, 31]))
+def test_tiny_banks_including_empty_and_single_entry(entries, query, max_distance):
+    hashes = np.array(entries, dtype=np.uint8).reshape(-1, 32)
+    ids = np.arange(len(entries), dtype=np.int64)[::-1].copy()
+    index = HammingIndex()
+    index.add(hashes, ids)
+    assert_exact(index, hashes, ids, query[None], max_distance)

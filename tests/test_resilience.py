@@ -1,0 +1,200 @@
+"""Nothing is lost: a killed Ray worker, a killed service, many concurrent clients, a two-node Ray cluster."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import REPO_ROOT, make_settings
+from storage import Store
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class ServiceProcess:
+    """`fimg serve` in its own process, as an operator runs it."""
+
+    def __init__(self, data_dir: Path, ray_address: str, log_path: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "FIMG_DATA_DIR": str(data_dir), "RAY_ADDRESS": ray_address, "FIMG_CHUNK_SIZE": "2"}
+        env.pop("FIMG_DATABASE_URL", None)
+        self.log = log_path.open("ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(self.port)],
+                                        cwd=REPO_ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_until(self._healthy, 90, "the service to start")
+
+    def _healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"service exited with {self.process.returncode}")
+        try:
+            return httpx.get(self.url + "/healthz", timeout=2).json()["workers"] > 0
+        except (httpx.HTTPError, KeyError, ValueError):
+            return False
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+        self.log.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.log.close()
+
+
+def prepare_data(data_dir: Path, bridge: Path, copies: int) -> tuple[Store, str, list[str]]:
+    from storage import LOCAL_ADMIN
+
+    store = Store(f"sqlite:///{data_dir / 'fimg.db'}", data_dir)
+    store.create_schema()
+    principal, key = store.create_key("resilience", "analyst")
+    store.create_bank(LOCAL_ADMIN, "b")
+    data = (bridge / "aaa-orig.jpg").read_bytes()
+    upload_ids = [store.add_upload(principal, f"copy-{i}.jpg", data, {}).id for i in range(copies)]
+    return store, key, upload_ids
+
+
+def submit(url: str, key: str, upload_ids: list[str]) -> str:
+    response = httpx.post(url + "/v1/jobs", headers={"Authorization": f"Bearer {key}"}, timeout=30,
+                          json={"type": "match_batch", "inputs": upload_ids, "params": {"banks": ["b"]}})
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+def assert_every_item_once(store: Store, job_id: str) -> None:
+    job = store.get_job(job_id)
+    assert job.status == "succeeded", (job.status, job.error)
+    items = store.job_items(job_id)
+    assert job.done == job.total == len(items)
+    assert all(item.status == "done" and item.completions == 1 for item in items)
+
+
+def test_killed_ray_worker_costs_a_retry_not_an_item(service, fixtures_dir):
+    import ray
+
+    service.client.post("/v1/banks", json={"name": "b"}, headers=service.auth("analyst"))
+    upload = service.upload([fixtures_dir / "pdq" / "bridge-mods" / "aaa-orig.jpg"])[0]
+    job_id = service.client.post("/v1/jobs", json={"type": "match_batch", "inputs": [upload["id"]] * 60,
+                                                   "params": {"banks": ["b"]}},
+                                 headers=service.auth("analyst")).json()["id"]
+    dispatcher = service.client.app.state.dispatcher
+    victim_pid = ray.get(dispatcher.workers[0].pid.remote())
+    wait_until(lambda: service.store.get_job(job_id).done >= 4, 60, "the first results")
+    os.kill(victim_pid, signal.SIGKILL)
+    assert service.wait(job_id)["status"] == "succeeded"
+    assert_every_item_once(service.store, job_id)
+    assert sum(item.attempts for item in service.store.job_items(job_id)) >= 1
+
+
+def test_killed_service_resumes_its_jobs_on_restart(ray_session, tmp_path, fixtures_dir):
+    data_dir = tmp_path / "data"
+    store, key, upload_ids = prepare_data(data_dir, fixtures_dir / "pdq" / "bridge-mods", copies=80)
+    address = ray_session.get_runtime_context().gcs_address
+    first = ServiceProcess(data_dir, address, tmp_path / "service.log")
+    try:
+        job_id = submit(first.url, key, upload_ids)
+        wait_until(lambda: store.get_job(job_id).done >= 6, 90, "the first results")
+    finally:
+        first.kill()
+    interrupted = store.get_job(job_id)
+    assert interrupted.status == "running" and interrupted.done < interrupted.total
+
+    second = ServiceProcess(data_dir, address, tmp_path / "service.log")
+    try:
+        wait_until(lambda: store.get_job(job_id).status == "succeeded", 180, "the resumed job")
+    finally:
+        second.stop()
+    assert_every_item_once(store, job_id)
+
+
+def test_two_hundred_concurrent_submissions(ray_session, tmp_path):
+    import uvicorn
+
+    from api import create_app
+
+    port = free_port()
+    app = create_app(make_settings(f"sqlite:///{tmp_path / 'fimg.db'}", tmp_path / "data"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: getattr(app.state, "store", None) is not None and server.started, 60, "the server")
+        key = app.state.store.create_key("load", "service")[1]
+        headers = {"Authorization": f"Bearer {key}"}
+        admin = app.state.store.create_key("admin", "admin")[1]
+        httpx.post(url + "/v1/banks", json={"name": "b"}, headers={"Authorization": f"Bearer {admin}"})
+
+        def one(i: int) -> tuple[int, str]:
+            body = {"type": "match_batch", "params": {"banks": ["b"]},
+                    "hashes": [{"name": f"h{i}", "md5": f"{i:032x}"}]}
+            response = httpx.post(url + "/v1/jobs", json=body, headers=headers, timeout=120)
+            return response.status_code, response.json().get("id")
+
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            results = list(pool.map(one, range(200)))
+        assert [status for status, _ in results] == [202] * 200
+        job_ids = {job_id for _, job_id in results}
+        assert len(job_ids) == 200
+
+        def all_done() -> bool:
+            jobs = httpx.get(url + "/v1/jobs?limit=1000", headers=headers, timeout=30).json()
+            return len(jobs) == 200 and all(j["status"] == "succeeded" for j in jobs)
+
+        wait_until(all_done, 240, "200 jobs to finish", interval=1.0)
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_match_batch_runs_on_both_nodes_of_a_two_node_cluster(tmp_path, fixtures_dir):
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1)
+    data_dir = tmp_path / "data"
+    store, key, upload_ids = prepare_data(data_dir, fixtures_dir / "pdq" / "bridge-mods", copies=40)
+    service = None
+    try:
+        cluster.wait_for_nodes()
+        service = ServiceProcess(data_dir, cluster.address, tmp_path / "service.log")
+        job_id = submit(service.url, key, upload_ids)
+        wait_until(lambda: store.get_job(job_id).status == "succeeded", 180, "the batch")
+        assert_every_item_once(store, job_id)
+        nodes = {item.node for item in store.job_items(job_id)}
+        assert len(nodes) == 2, nodes
+    finally:
+        if service is not None:
+            service.stop()
+        cluster.shutdown()
+
+
+pytestmark = pytest.mark.timeout(600)

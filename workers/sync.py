@@ -1,0 +1,72 @@
+"""Synchronous requests answered by Ray at once (hash one file, look one hash up, faces for enrolment).
+
+These tasks ask for no CPU reservation: the pool's actors hold every CPU, and an interactive request must not
+wait behind a long batch.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+from ray.exceptions import RayTaskError
+
+from imaging import DecodeError, PdqHash, decode, digests, pdq
+from imaging.matching import QueryHashes, match_banks
+from storage import Store
+from workers import match_batch
+
+SYNC_TIMEOUT_S = 120
+_matchers: dict[str, Any] = {}
+
+
+@ray.remote(num_cpus=0, max_retries=2)
+def _hash_file(data: bytes) -> dict:
+    evidence = digests(data)
+    decoded = decode(data)
+    hash_value, quality = pdq(decoded.rgb)
+    return {"md5": evidence.md5, "sha1": evidence.sha1, "sha256": evidence.sha256, "pdq": str(hash_value),
+            "quality": quality, "width": decoded.width, "height": decoded.height, "format": decoded.format,
+            "notes": decoded.notes}
+
+
+@ray.remote(num_cpus=0, max_retries=2)
+def _lookup(context_key: str, snapshot_ref: list, pdq_hex: str, threshold: int | None) -> list[dict]:
+    if context_key not in _matchers:
+        _matchers.clear()
+        _matchers[context_key] = match_batch.setup(ray.get(snapshot_ref[0]))
+    query = QueryHashes(pdq=PdqHash.from_hex(pdq_hex))
+    return [m.to_dict() for m in match_banks(query, _matchers[context_key], threshold)]
+
+
+def hash_file(data: bytes) -> dict:
+    """Digests, PDQ and quality of one file; raises imaging.DecodeError for a file that is not a usable image."""
+    try:
+        return ray.get(_hash_file.remote(data), timeout=SYNC_TIMEOUT_S)
+    except RayTaskError as exc:
+        if isinstance(exc.cause, DecodeError):
+            raise exc.cause from None
+        raise
+
+
+def lookup(store: Store, pdq_hex: str, banks: list[str], threshold: int | None = None) -> list[dict]:
+    context_key, snapshot = match_batch.prepare(store, {"banks": banks})
+    return ray.get(_lookup.remote(context_key, [ray.put(snapshot)], pdq_hex, threshold), timeout=SYNC_TIMEOUT_S)
+
+
+@ray.remote(num_cpus=0, max_retries=2)
+def _enrolment_faces(data: bytes) -> list[dict]:
+    from biometrics import analyze
+
+    faces = analyze(decode(data).rgb, embeddings=True)
+    return [{"embedding": None if f.embedding is None else [float(v) for v in f.embedding],
+             "quality": f.quality.to_dict()} for f in faces]
+
+
+def enrolment_faces(data: bytes) -> list[dict]:
+    """Every face of an image with its quality and (if it passes the gates) its embedding."""
+    try:
+        return ray.get(_enrolment_faces.remote(data), timeout=SYNC_TIMEOUT_S)
+    except RayTaskError as exc:
+        if isinstance(exc.cause, DecodeError):
+            raise exc.cause from None
+        raise
