@@ -64,7 +64,7 @@ def run_item(_context: None, params: dict, item: dict) -> ItemOutcome:
         result = run_age_progression(item["data"], params["age"], params["sex"], params["target_ages"],
                                      family=item["family"], **options)
     except AgeProgressionError as exc:
-        return ItemOutcome(ok=False, result={"status": "error", "error": str(exc), "error_code": exc.code})
+        return ItemOutcome(ok=False, result={"status": "error", "error": exc.message, "error_code": exc.code})
     files = result.to_files()
     artifacts = {name: (data, CONTENT_TYPES.get(name[name.rfind("."):], "application/octet-stream"))
                  for name, data in files.items()}
