@@ -190,11 +190,17 @@ def cmd_match(args) -> int:
     store = open_store()
     for bank in args.bank:
         store.get_bank(bank)
-    items = []
+    items, unreadable = [], 0
     for path in args.paths:
-        data = path.read_bytes() if path.is_file() else b""
-        sha256 = store.put_blob(data)
+        try:
+            sha256 = store.put_blob(path.read_bytes())
+        except OSError as exc:
+            print(f"{path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+            unreadable += 1
+            continue
         items.append({"name": str(path), "input": {"upload": None, "sha256": sha256}})
+    if not items:
+        return 2
     params = {"banks": args.bank, "threshold": args.threshold, "dihedral": not args.no_dihedral}
     job, _ = store.create_job(LOCAL_ADMIN, "match_batch", params, items)
     store.audit(LOCAL_ADMIN, "create", "job", job.id, {"type": "match_batch", "items": len(items)})
@@ -225,7 +231,7 @@ def cmd_match(args) -> int:
             out.close()
     print(f"job {job.id}: {current.status}, {current.done}/{current.total} items, {current.failed} errors",
           file=sys.stderr)
-    return 0 if current.status == "succeeded" and current.failed == 0 else 1
+    return 0 if current.status == "succeeded" and current.failed == 0 and not unreadable else 1
 
 
 def cmd_jobs_list(args) -> int:

@@ -25,7 +25,9 @@ class AgeParams(BaseModel):
     family: list[FamilyPhoto] = Field(default_factory=list, max_length=4)
     face_index: int | None = Field(None, ge=0)
     family_weight: float | None = Field(None, ge=0, le=1)
-    label: str | None = Field(None, max_length=80, description="Overrides the label text; the age is appended")
+    label: str | None = Field(None, max_length=80, pattern=r"\{age\}",
+                              description="Label template, must contain {age}; default "
+                                          "'AGE PROGRESSION - APPROXIMATION, age {age}'")
 
     @model_validator(mode="after")
     def _targets(self) -> "AgeParams":

@@ -1,0 +1,119 @@
+"""The `fimg` command line, run as a user runs it: a subprocess on a data directory."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from conftest import REPO_ROOT
+
+
+@pytest.fixture
+def fimg(tmp_path, ray_session):
+    env = {**os.environ, "FIMG_DATA_DIR": str(tmp_path / "data"),
+           "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
+    env.pop("FIMG_DATABASE_URL", None)
+
+    def run(*args: str, expect: int | None = 0) -> subprocess.CompletedProcess:
+        done = subprocess.run([sys.executable, "-m", "cli", *map(str, args)], cwd=REPO_ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+        if expect is not None:
+            assert done.returncode == expect, (args, done.returncode, done.stdout[-2000:], done.stderr[-2000:])
+        return done
+
+    run.data_dir = tmp_path / "data"
+    return run
+
+
+def test_hash_prints_one_json_line_per_file_and_fails_on_bad_files(fimg, fixtures_dir, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("<html>not an image</html>")
+    original = fixtures_dir / "pdq" / "bridge-mods" / "aaa-orig.jpg"
+    done = fimg("hash", "--json", "--dihedral", original, bad, tmp_path / "missing.jpg", expect=1)
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert rows[0]["pdq"] == "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
+    assert rows[0]["quality"] == 100 and (rows[0]["width"], rows[0]["height"]) == (1600, 1004)
+    assert len(rows[0]["dihedral"]) == 8 and rows[0]["dihedral"][0] == rows[0]["pdq"]
+    assert {"md5", "sha1", "sha256"} <= set(rows[0])
+    assert rows[1]["path"] == str(bad) and rows[1]["error_code"] == "not_an_image"
+    assert rows[2]["error"].startswith("cannot read")
+    assert "2 of 3 files failed" in done.stderr
+
+
+def test_bank_match_jobs_and_audit_from_the_command_line(fimg, fixtures_dir, tmp_path):
+    bridge = fixtures_dir / "pdq" / "bridge-mods"
+    fimg("bank", "create", "victims")
+    added = fimg("bank", "add", "victims", bridge / "aaa-orig.jpg", "--victim-id", "V-9")
+    assert json.loads(added.stdout) == {"imported": 1, "rejected": 0}
+    exported = fimg("bank", "export", "victims").stdout
+    [record] = list(csv.DictReader(exported.splitlines()))
+    assert record["record_id"] == "aaa-orig.jpg" and record["victim_id"] == "V-9" and len(record["pdq"]) == 64
+
+    bank_file = tmp_path / "more.csv"
+    bank_file.write_text(f"record_id,md5\nr1,{'0' * 32}\nr2,nothex\n")
+    imported = fimg("bank", "import", "victims", bank_file, expect=1)
+    assert json.loads(imported.stdout) == {"imported": 1, "rejected": 1}
+    assert "more.csv:3:" in imported.stderr
+
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes((bridge / "aaa-orig.jpg").read_bytes()[:500])
+    report = tmp_path / "report.jsonl"
+    done = fimg("match", bridge / "blur-a-lot.jpg", fixtures_dir / "pdq" / "reg-test" / "pen-and-coaster.png",
+                bad, "--bank", "victims", "--json", "--out", report, expect=1)
+    rows = {Path(r["path"]).name: r for r in map(json.loads, report.read_text().splitlines())}
+    assert rows["blur-a-lot.jpg"]["status"] == "match"
+    assert rows["blur-a-lot.jpg"]["matches"][0]["record_id"] == "aaa-orig.jpg"
+    assert rows["pen-and-coaster.png"]["status"] == "no_match"
+    assert rows["broken.jpg"]["status"] == "error"
+    assert "3/3 items, 1 errors" in done.stderr
+
+    jobs = [json.loads(line) for line in fimg("jobs", "list").stdout.splitlines()]
+    assert jobs[0]["type"] == "match_batch" and jobs[0]["status"] == "succeeded"
+    shown = json.loads(fimg("jobs", "show", jobs[0]["id"]).stdout)
+    assert shown["progress"] == {"done": 3, "total": 3, "failed": 1}
+
+    key = fimg("keys", "create", "--role", "service", "--name", "svc").stdout.strip()
+    assert key.startswith("fimg_")
+    assert key not in fimg("keys", "list").stdout
+    assert "intact" in fimg("audit", "verify").stdout
+    engine = sa.create_engine(f"sqlite:///{fimg.data_dir / 'fimg.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE audit_log SET action = 'read' WHERE action = 'export'"))
+    assert "TAMPERED" in fimg("audit", "verify", expect=1).stdout
+
+
+def test_faces_cli_reports_faces_and_calibrates(fimg, fixtures_dir, tmp_path):
+    faces = fixtures_dir / "faces"
+    done = fimg("faces", "--json", "--embeddings", faces / "group-two-people.jpg",
+                fixtures_dir / "pdq" / "bridge-mods" / "aaa-orig.jpg")
+    group, landscape = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(group["faces"]) == 2 and landscape["faces"] == []
+    face = group["faces"][0]
+    assert len(face["box"]) == 4 and len(face["landmarks"]) == 478 and len(face["embedding"]) == 128
+    assert set(face["quality"]) >= {"score", "passed", "reasons"}
+
+    subset = tmp_path / "ids.csv"
+    rows = [r for r in csv.DictReader((faces / "identities.csv").open())
+            if r["identity"] in ("obama", "biden", "leslie") and r["faces"] == "1"]
+    with subset.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["file", "identity", "faces"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows({**r, "file": str(faces / r["file"])} for r in rows)
+    report = json.loads(fimg("faces", "calibrate", subset).stdout)
+    assert report["genuine"]["count"] > 0 and report["impostor"]["count"] > 0
+    assert 0 <= report["eer"] <= 0.5
+
+
+def test_age_cli_writes_labelled_outputs(fimg, fixtures_dir, tmp_path):
+    out = tmp_path / "out"
+    fimg("age", fixtures_dir / "faces" / "biden-2.jpg", "--age", "6", "--sex", "m", "--to", "10", "--out", out)
+    assert {"age-10.png", "sheet.png", "provenance.json"} <= {p.name for p in out.iterdir()}
+    bad = fimg("age", fixtures_dir / "pdq" / "bridge-mods" / "aaa-orig.jpg", "--age", "6", "--sex", "m",
+               "--to", "10", "--out", out, expect=2)
+    assert "face" in bad.stderr.lower()
