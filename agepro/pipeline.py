@@ -206,7 +206,7 @@ def _decode(data: bytes, code: str, what: str) -> np.ndarray:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise AgeProgressionError(code, f"{what} must be encoded image bytes, not {type(data).__name__}")
     try:
-        decoded = decode(bytes(data))
+        decoded = decode(bytes(data), scale_high_bit_depth=True)
     except DecodeError as exc:
         raise AgeProgressionError(code, f"{what} could not be decoded ({exc.code}): {exc.message}") from exc
     return np.ascontiguousarray(decoded.rgb, dtype=np.uint8)

@@ -48,7 +48,7 @@ def analyse_path(path: Path, embeddings: bool) -> tuple[dict, list]:
 
     row: dict = {"path": str(path)}
     try:
-        decoded = decode(path.read_bytes())
+        decoded = decode(path.read_bytes(), scale_high_bit_depth=True)
     except OSError as exc:
         return {**row, "error": f"cannot read: {exc.strerror or exc}"}, []
     except DecodeError as exc:

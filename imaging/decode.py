@@ -107,9 +107,16 @@ class CorruptImage(DecodeError):
 
 
 def decode(
-    data: bytes | str | os.PathLike, limits: DecodeLimits = DecodeLimits(), exif_transpose: bool = True
+    data: bytes | str | os.PathLike,
+    limits: DecodeLimits = DecodeLimits(),
+    exif_transpose: bool = True,
+    scale_high_bit_depth: bool = False,
 ) -> Decoded:
-    """Decode an image safely; raises a `DecodeError` subclass for anything that is not a usable image."""
+    """Decode an image safely; raises a `DecodeError` subclass for anything that is not a usable image.
+
+    16-bit and float images are clipped to 8 bits by default, as the PDQ reference pipeline does (hashes must
+    agree with it); `scale_high_bit_depth=True` scales them instead, which is what face analysis needs.
+    """
     _ignore_pillow_bomb_warning()
     if not isinstance(data, (bytes, bytearray, memoryview)):
         data = _read_bounded(data, limits.max_bytes)
@@ -120,7 +127,7 @@ def decode(
         raise FileTooLarge(f"the file is {len(data)} bytes, over the limit of {limits.max_bytes} bytes")
     image = _open(data, limits)
     try:
-        return _decode_opened(image, limits, exif_transpose)
+        return _decode_opened(image, limits, exif_transpose, scale_high_bit_depth)
     finally:
         image.close()
 
@@ -182,7 +189,8 @@ def _foreign_format(data: bytes) -> str | None:
         return None
 
 
-def _decode_opened(image: Image.Image, limits: DecodeLimits, exif_transpose: bool) -> Decoded:
+def _decode_opened(image: Image.Image, limits: DecodeLimits, exif_transpose: bool, scale_high_bit_depth: bool,
+                   ) -> Decoded:
     _check_header_size(image.size, limits)
     file_format, mode = image.format, image.mode
     try:
@@ -203,12 +211,15 @@ def _decode_opened(image: Image.Image, limits: DecodeLimits, exif_transpose: boo
         if exif_transpose and orientation != 1:
             image = ImageOps.exif_transpose(image)
             notes.append(f"EXIF orientation {orientation} applied")
-        rgb = np.array(image.convert("RGB"), dtype=np.uint8, order="C")
+        if scale_high_bit_depth and mode in _HIGH_BIT_MODES:
+            rgb = _scaled_gray_rgb(image, mode)
+        else:
+            rgb = np.array(image.convert("RGB"), dtype=np.uint8, order="C")
     except MemoryError:
         raise
     except Exception as error:
         raise CorruptImage(f"the {mode} pixels cannot be converted to RGB: {type(error).__name__}: {error}") from None
-    notes.extend(_conversion_notes(mode))
+    notes.extend(_conversion_notes(mode, scale_high_bit_depth))
     return Decoded(
         rgb=rgb,
         format=file_format,
@@ -245,9 +256,22 @@ def _orientation(image: Image.Image, notes: list[str]) -> int:
     return orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1
 
 
-def _conversion_notes(mode: str) -> list[str]:
+def _scaled_gray_rgb(image: Image.Image, mode: str) -> np.ndarray:
+    """16-bit samples keep their top 8 bits; 32-bit integer and float samples are stretched from their own range."""
+    samples = np.asarray(image, dtype=np.float64)
+    if mode.startswith("I;16"):
+        gray = samples / 257.0
+    else:
+        low, high = float(samples.min()), float(samples.max())
+        gray = (samples - low) * (255.0 / (high - low)) if high > low else np.zeros_like(samples)
+    gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
+
+
+def _conversion_notes(mode: str, scaled: bool = False) -> list[str]:
     if mode in _HIGH_BIT_MODES:
-        return [f"{'16-bit' if mode.startswith('I;16') else '32-bit'} image reduced to 8-bit (values over 255 clip)"]
+        depth = "16-bit" if mode.startswith("I;16") else "32-bit"
+        return [f"{depth} image scaled to 8-bit" if scaled else f"{depth} image reduced to 8-bit (values over 255 clip)"]
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         return ["alpha channel dropped"]
     if mode == "CMYK":

@@ -22,8 +22,7 @@ from imaging.pdq import PDQ_MIN_QUALITY, PDQ_THRESHOLD, pdq
 
 EXACT_KINDS = ("sha256", "md5", "sha1")
 KIND_ORDER = {"sha256": 0, "md5": 1, "sha1": 2, "pdq": 3, "pdq_dihedral": 4, "pdq_trimmed": 5, "pdq_crop": 6,
-              "pdq_rotated": 7}
-MIRROR = 5  # pdq_dihedral's index of the left-right mirror image
+              "pdq_rotated": 7, "pdq_band": 8}
 
 
 @dataclass(frozen=True)
@@ -105,17 +104,15 @@ class BankMatcher:
     def probes(self, query: QueryHashes) -> list[tuple[str, PdqHash]]:
         """The hashes a query is looked up with in this bank, each with the kind it reports.
 
-        Records enrolled with variant hashes already hold their rotations, so a query adds only its mirror
-        image (which, against the stored rotations, covers all eight flips and right-angle turns). A bank
-        with any record that has no variants gets every dihedral probe, as before variants existed.
+        A bank with a record enrolled without variant hashes (a hash list) gets the query's eight dihedral
+        probes; records with variants hold their right-angle turns, so the query's mirror image, one of its
+        `variants`, is enough there.
         """
         probes: list[tuple[str, PdqHash]] = []
         if query.pdq_usable:
             probes.append(("pdq", query.pdq))
             if self._legacy_rows:
                 probes += [("pdq_dihedral", h) for h in query.dihedral[1:]]
-            elif len(query.dihedral) > MIRROR:
-                probes.append(("pdq_dihedral", query.dihedral[MIRROR]))
         return probes + list(query.variants)
 
     def match(self, query: QueryHashes, threshold: int | None = None) -> list[Match]:

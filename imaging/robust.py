@@ -8,15 +8,12 @@ import numpy as np
 from PIL import Image
 
 from imaging.hashes import PdqHash
-from imaging.pdq import PDQ_MIN_QUALITY, pdq, pdq_dihedral
-
-# pdq_dihedral order: original, rot90 (counter-clockwise), rot180, rot270, flip top-bottom, mirror, transpose, anti.
-MIRROR = 5
-ROTATIONS = (1, 2, 3)
+from imaging.pdq import PDQ_MIN_QUALITY, pdq
 
 VARIANT_SIDE = 512
 SMALL_ANGLES = (-4.0, -2.0, 2.0, 4.0)
 CROP_SCALES = (0.9, 0.8)
+BAND = (0.15, 0.85)
 
 BORDER_TOLERANCE = 24
 MAX_CUTS = 4
@@ -87,24 +84,26 @@ def _working_copy(rgb: np.ndarray) -> Image.Image:
 
 
 def _strong(kind: str, rgb: np.ndarray) -> list[tuple[str, PdqHash]]:
+    if min(rgb.shape[:2]) < MIN_CONTENT_SIDE:
+        return []
     hash_value, quality = pdq(np.ascontiguousarray(rgb))
     return [(kind, hash_value)] if quality >= PDQ_MIN_QUALITY else []
 
 
 def bank_variants(rgb: np.ndarray) -> list[tuple[str, PdqHash]]:
     """Extra hashes a bank stores for an enrolled image, beside its plain PDQ hash."""
+    image = np.asarray(_working_copy(rgb))
     variants: list[tuple[str, PdqHash]] = []
-    dihedral, quality = pdq_dihedral(rgb)
-    if quality >= PDQ_MIN_QUALITY:
-        variants += [("pdq_dihedral", dihedral[i]) for i in ROTATIONS]
-    image = _working_copy(rgb)
+    for turns in (1, 2, 3):
+        variants += _strong("pdq_dihedral", np.rot90(image, turns))
+    picture = Image.fromarray(image)
     for angle in SMALL_ANGLES:
-        rotated = image.rotate(angle, resample=Image.Resampling.BILINEAR)
-        variants += _strong("pdq_rotated", np.asarray(rotated))
-    width, height = image.size
+        variants += _strong("pdq_rotated", np.asarray(picture.rotate(angle, resample=Image.Resampling.BILINEAR)))
+    height, width = image.shape[:2]
     for scale in CROP_SCALES:
-        dx, dy = round(width * (1 - scale) / 2), round(height * (1 - scale) / 2)
-        variants += _strong("pdq_crop", np.asarray(image.crop((dx, dy, width - dx, height - dy))))
+        dy, dx = round(height * (1 - scale) / 2), round(width * (1 - scale) / 2)
+        variants += _strong("pdq_crop", image[dy:height - dy, dx:width - dx])
+    variants += _strong("pdq_band", _band(image))
     trimmed = trim_borders(rgb)
     if trimmed is not None:
         variants += _strong("pdq_trimmed", trimmed)
@@ -112,11 +111,15 @@ def bank_variants(rgb: np.ndarray) -> list[tuple[str, PdqHash]]:
 
 
 def query_variants(rgb: np.ndarray) -> list[tuple[str, PdqHash]]:
-    """Extra hashes a query is looked up with, beside its plain PDQ hash (and its mirror image)."""
+    """Extra hashes a query is looked up with, beside its plain PDQ hash."""
+    variants = _strong("pdq_dihedral", rgb[:, ::-1]) + _strong("pdq_band", _band(rgb))
     trimmed = trim_borders(rgb)
-    if trimmed is None:
-        return []
-    dihedral, quality = pdq_dihedral(np.ascontiguousarray(trimmed))
-    if quality < PDQ_MIN_QUALITY:
-        return []
-    return [("pdq_trimmed", dihedral[0]), ("pdq_trimmed", dihedral[MIRROR])]
+    if trimmed is not None:
+        variants += _strong("pdq_trimmed", trimmed) + _strong("pdq_trimmed", trimmed[:, ::-1])
+    return variants
+
+
+def _band(rgb: np.ndarray) -> np.ndarray:
+    """The middle rows, where captions above and below the picture do not reach."""
+    height = rgb.shape[0]
+    return rgb[round(height * BAND[0]):round(height * BAND[1])]

@@ -325,3 +325,13 @@ def test_digests_are_of_the_exact_bytes(pdq_dir):
     assert digests(data).sha256 == hashlib.sha256(data).hexdigest()
     assert digests(data + b"\0").sha256 != digests(data).sha256
     assert digests(b"").md5 == "d41d8cd98f00b204e9800998ecf8427e"
+
+
+def test_high_bit_depth_can_be_scaled_instead_of_clipped(fixtures_dir):
+    path = fixtures_dir / "pdq" / "misc-images" / "I16.png"
+    clipped = decode(path)
+    scaled = decode(path, scale_high_bit_depth=True)
+    assert scaled.rgb.shape == clipped.rgb.shape and scaled.rgb.dtype == np.uint8
+    assert any("scaled to 8-bit" in note for note in scaled.notes)
+    assert any("clip" in note for note in clipped.notes)
+    assert len(np.unique(scaled.rgb)) > 16 and not np.array_equal(scaled.rgb, clipped.rgb)

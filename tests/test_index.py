@@ -228,7 +228,7 @@ operations = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(first=batches, operations=operations, background=st.booleans())
 def test_add_remove_search_match_a_dict_model(first, operations, background):
     index, model = HammingIndex(), {}

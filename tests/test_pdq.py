@@ -6,6 +6,7 @@ import csv
 import os
 import pickle
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,14 @@ def test_dct_coefficients_are_the_reference_floats():
         reference, _ = pdqhash.compute_float(rgb)
         ours, _ = coefficients(rgb, as_is_at_64=True)
         np.testing.assert_array_equal(ours.reshape(-1), np.asarray(reference)[::-1])
+
+
+def test_concurrent_calls_agree_with_serial_ones():
+    rng = np.random.default_rng(6)
+    images = [rng.integers(0, 256, (200 + 37 * i, 300 - 23 * i, 3), dtype=np.uint8) for i in range(6)]
+    serial = [pdq_dihedral(rgb) for rgb in images]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert list(pool.map(pdq_dihedral, images * 3)) == serial * 3
 
 
 def test_images_below_five_pixels_hash_to_zero():

@@ -49,7 +49,7 @@ def no_context(_store: Store, _params: dict) -> tuple[str, None]:
 def face_records(data: bytes, embeddings: bool) -> tuple[dict, list]:
     """Decode and analyse one image; returns the item header and the per-face analyses."""
     header = {"sha256": digests(data).sha256}
-    decoded = decode(data)
+    decoded = decode(data, scale_high_bit_depth=True)
     header.update(width=decoded.width, height=decoded.height)
     return header, analyze(decoded.rgb, embeddings=embeddings)
 

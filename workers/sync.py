@@ -57,7 +57,7 @@ def lookup(store: Store, pdq_hex: str, banks: list[str], threshold: int | None =
 def _enrolment_faces(data: bytes) -> list[dict]:
     from biometrics import analyze
 
-    faces = analyze(decode(data).rgb, embeddings=True)
+    faces = analyze(decode(data, scale_high_bit_depth=True).rgb, embeddings=True)
     return [{"embedding": None if f.embedding is None else [float(v) for v in f.embedding],
              "quality": f.quality.to_dict()} for f in faces]
 
