@@ -371,8 +371,8 @@ def register_routes(app: FastAPI) -> None:
                                                       "height": decoded.height})
             accepted.append(UploadOut(id=row.id, name=row.name, sha256=row.sha256, size=row.size,
                                       format=row.format, width=row.width, height=row.height))
-        store.audit(who, "create", "uploads", ",".join(u.id for u in accepted) or "-",
-                    {"accepted": len(accepted), "rejected": len(rejected)})
+        store.audit(who, "create", "uploads", f"{len(accepted)} uploads",
+                    {"ids": [u.id for u in accepted], "rejected": len(rejected)})
         if not accepted:
             raise ApiError(422, "no_valid_files", "none of the files is a usable image",
                            rejected=[r.model_dump() for r in rejected])

@@ -326,7 +326,7 @@ class Store:
                     prev_hash = tail.row_hash if tail else GENESIS_HASH
                     entry = AuditEntry(
                         at=utcnow().isoformat(), actor_id=who.key_id, actor_name=who.name, role=who.role,
-                        action=action, object_type=object_type, object_id=str(object_id),
+                        action=action, object_type=object_type, object_id=str(object_id)[:200],
                         detail=json.dumps(detail or {}, sort_keys=True), prev_hash=prev_hash, row_hash="",
                     )
                     entry.row_hash = audit_row_hash(prev_hash, _audit_fields(entry))

@@ -67,6 +67,9 @@ class _RowInvalid(ValueError):
     pass
 
 
+Row = tuple[int, "dict[str, Any] | RowError"]  # line number, and the row's fields or why it has none
+
+
 def detect_format(filename: str | None, content_type: str | None) -> str:
     """"csv" or "jsonl" from a Content-Type or, when that is absent or generic, the file name's suffix."""
     media_type = (content_type or "").split(";")[0].strip().lower()
@@ -126,7 +129,7 @@ def write_bank(records: Iterable[BankRecord], format: str) -> str:
     if writer:
         writer.writerow(FIELDS)
     for position, record in enumerate(records):
-        values = {field: getattr(record, field) for field in FIELDS}
+        values = {name: getattr(record, name) for name in FIELDS}
         values["labels"] = list(record.labels)
         try:
             if _record(values) != record:
@@ -139,9 +142,6 @@ def write_bank(records: Iterable[BankRecord], format: str) -> str:
         else:
             out.write(json.dumps(values, ensure_ascii=False) + "\n")
     return out.getvalue()
-
-
-Row = tuple[int, "dict[str, Any] | RowError"]
 
 
 def _csv_rows(text: str) -> list[Row]:

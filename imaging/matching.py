@@ -121,7 +121,7 @@ class BankMatcher:
 
         def offer(entry_idx: int, kind: str, distance: int) -> None:
             current = best.get(entry_idx)
-            if current is None or (distance, KIND_ORDER.get(kind, 9)) < (current[1], KIND_ORDER.get(current[0], 9)):
+            if current is None or (KIND_ORDER.get(kind, 9), distance) < (KIND_ORDER.get(current[0], 9), current[1]):
                 best[entry_idx] = (kind, distance)
 
         for kind in EXACT_KINDS:

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 from imaging.hashes import PdqHash
 from imaging.pdq import PDQ_MIN_QUALITY, pdq
@@ -14,6 +15,7 @@ VARIANT_SIDE = 512
 SMALL_ANGLES = (-4.0, -2.0, 2.0, 4.0)
 CROP_SCALES = (0.9, 0.8)
 BAND = (0.15, 0.85)
+SQUARE_TOLERANCE = 0.05
 
 BORDER_TOLERANCE = 24
 MAX_CUTS = 4
@@ -22,6 +24,8 @@ MIN_TRIM_FRACTION = 0.03
 MIN_CONTENT_FRACTION = 0.04
 MIN_CONTENT_SIDE = 32
 MIN_BACKGROUND_SHARE = 0.3
+MIN_CORNER_FRACTION = 0.002
+MAX_CORNER_FRACTION = 0.12
 
 
 def trim_borders(rgb: np.ndarray) -> np.ndarray | None:
@@ -48,6 +52,27 @@ def trim_borders(rgb: np.ndarray) -> np.ndarray | None:
     if min(bottom - top, right - left) < MIN_CONTENT_SIDE:
         return None
     return rgb[top:bottom, left:right]
+
+
+def fill_corners(rgb: np.ndarray) -> np.ndarray | None:
+    """A picture turned a few degrees on a coloured canvas, with the canvas showing in its corners painted
+    black as in the bank's rotated variants; None unless all four corners show one uniform non-black colour."""
+    height, width = rgb.shape[:2]
+    if min(height, width) < MIN_CONTENT_SIDE:
+        return None
+    corners = rgb[[0, 0, -1, -1], [0, -1, 0, -1]].astype(np.int16)
+    colour = np.median(corners, axis=0)
+    if np.abs(corners - colour).max() > BORDER_TOLERANCE or colour.max() <= BORDER_TOLERANCE:
+        return None
+    canvas = np.abs(rgb.astype(np.int16) - colour).max(axis=2) <= BORDER_TOLERANCE
+    labels, _ = ndimage.label(canvas)
+    corner_labels = np.unique(labels[[0, 0, -1, -1], [0, -1, 0, -1]])
+    shown = np.isin(labels, corner_labels)
+    if not MIN_CORNER_FRACTION <= shown.mean() <= MAX_CORNER_FRACTION:
+        return None
+    filled = rgb.copy()
+    filled[ndimage.binary_dilation(shown, iterations=2)] = 0  # and the edge pixels blended with the canvas
+    return filled
 
 
 def _longest_run(flags: np.ndarray) -> tuple[int, int]:
@@ -103,6 +128,10 @@ def bank_variants(rgb: np.ndarray) -> list[tuple[str, PdqHash]]:
     for scale in CROP_SCALES:
         dy, dx = round(height * (1 - scale) / 2), round(width * (1 - scale) / 2)
         variants += _strong("pdq_crop", image[dy:height - dy, dx:width - dx])
+    if abs(math.log(width / height)) > SQUARE_TOLERANCE:
+        side = min(width, height)
+        top, left = (height - side) // 2, (width - side) // 2
+        variants += _strong("pdq_crop", image[top:top + side, left:left + side])
     variants += _strong("pdq_band", _band(image))
     trimmed = trim_borders(rgb)
     if trimmed is not None:
@@ -116,6 +145,9 @@ def query_variants(rgb: np.ndarray) -> list[tuple[str, PdqHash]]:
     trimmed = trim_borders(rgb)
     if trimmed is not None:
         variants += _strong("pdq_trimmed", trimmed) + _strong("pdq_trimmed", trimmed[:, ::-1])
+    filled = fill_corners(rgb)
+    if filled is not None:
+        variants += _strong("pdq_rotated", filled)
     return variants
 
 

@@ -81,7 +81,7 @@ def test_csv_bad_rows_are_reported_with_line_and_reason(row, reason):
 
 def test_duplicate_record_id_is_an_error_on_the_later_line():
     records, errors = parse_bank(csv_lines(f"a,,{PDQ},,,,", f"b,,{PDQ},,,,", f"a,,,{MD5},,,"), "csv")
-    assert [r.record_id for r in records] == ["a", "b"]
+    assert [(r.record_id, r.line) for r in records] == [("a", 2), ("b", 3)]
     assert errors == [RowError(4, "duplicate record_id 'a' (first on line 2)")]
 
 
