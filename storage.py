@@ -373,22 +373,29 @@ class Store:
 
     # -- banks -------------------------------------------------------------------------------------------------
 
-    def create_bank(self, owner: Principal, name: str, description: str | None = None,
-                    threshold: int | None = None) -> Bank:
+    def _create_named(self, model: type[Base], kind: str, **values: Any) -> Any:
         try:
             with self.sessions.begin() as session:
-                row = Bank(name=name, description=description, threshold=threshold, created_by=owner.key_id)
+                row = model(**values)
                 session.add(row)
             return row
         except IntegrityError as exc:
-            raise Conflict(f"a bank named {name!r} already exists") from exc
+            raise Conflict(f"a {kind} named {values['name']!r} already exists") from exc
+
+    def _get_named(self, model: type[Base], kind: str, name: str) -> Any:
+        with self.sessions() as session:
+            row = session.scalar(sa.select(model).where(model.name == name))
+            if row is None:
+                raise NotFound(f"no {kind} named {name!r}")
+            return row
+
+    def create_bank(self, owner: Principal, name: str, description: str | None = None,
+                    threshold: int | None = None) -> Bank:
+        return self._create_named(Bank, "bank", name=name, description=description, threshold=threshold,
+                                  created_by=owner.key_id)
 
     def get_bank(self, name: str) -> Bank:
-        with self.sessions() as session:
-            row = session.scalar(sa.select(Bank).where(Bank.name == name))
-            if row is None:
-                raise NotFound(f"no bank named {name!r}")
-            return row
+        return self._get_named(Bank, "bank", name)
 
     def list_banks(self) -> list[dict]:
         with self.sessions() as session:
@@ -569,20 +576,11 @@ class Store:
 
     def create_gallery(self, owner: Principal, name: str, description: str | None = None,
                        threshold: float | None = None) -> Gallery:
-        try:
-            with self.sessions.begin() as session:
-                row = Gallery(name=name, description=description, threshold=threshold, created_by=owner.key_id)
-                session.add(row)
-            return row
-        except IntegrityError as exc:
-            raise Conflict(f"a gallery named {name!r} already exists") from exc
+        return self._create_named(Gallery, "gallery", name=name, description=description, threshold=threshold,
+                                  created_by=owner.key_id)
 
     def get_gallery(self, name: str) -> Gallery:
-        with self.sessions() as session:
-            row = session.scalar(sa.select(Gallery).where(Gallery.name == name))
-            if row is None:
-                raise NotFound(f"no gallery named {name!r}")
-            return row
+        return self._get_named(Gallery, "gallery", name)
 
     def list_galleries(self) -> list[dict]:
         with self.sessions() as session:

@@ -38,19 +38,24 @@ def _lookup(context_key: str, snapshot_ref: list, pdq_hex: str, threshold: int |
     return [m.to_dict() for m in match_banks(query, _matchers[context_key], threshold)]
 
 
-def hash_file(data: bytes) -> dict:
-    """Digests, PDQ and quality of one file; raises imaging.DecodeError for a file that is not a usable image."""
+def _result(ref: ray.ObjectRef) -> Any:
+    """The task's value; a DecodeError inside the task is raised here as itself."""
     try:
-        return ray.get(_hash_file.remote(data), timeout=SYNC_TIMEOUT_S)
+        return ray.get(ref, timeout=SYNC_TIMEOUT_S)
     except RayTaskError as exc:
         if isinstance(exc.cause, DecodeError):
             raise exc.cause from None
         raise
 
 
+def hash_file(data: bytes) -> dict:
+    """Digests, PDQ and quality of one file; raises imaging.DecodeError for a file that is not a usable image."""
+    return _result(_hash_file.remote(data))
+
+
 def lookup(store: Store, pdq_hex: str, banks: list[str], threshold: int | None = None) -> list[dict]:
     context_key, snapshot = match_batch.prepare(store, {"banks": banks})
-    return ray.get(_lookup.remote(context_key, [ray.put(snapshot)], pdq_hex, threshold), timeout=SYNC_TIMEOUT_S)
+    return _result(_lookup.remote(context_key, [ray.put(snapshot)], pdq_hex, threshold))
 
 
 @ray.remote(num_cpus=0, max_retries=2)
@@ -64,9 +69,4 @@ def _enrolment_faces(data: bytes) -> list[dict]:
 
 def enrolment_faces(data: bytes) -> list[dict]:
     """Every face of an image with its quality and (if it passes the gates) its embedding."""
-    try:
-        return ray.get(_enrolment_faces.remote(data), timeout=SYNC_TIMEOUT_S)
-    except RayTaskError as exc:
-        if isinstance(exc.cause, DecodeError):
-            raise exc.cause from None
-        raise
+    return _result(_enrolment_faces.remote(data))
