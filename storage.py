@@ -422,7 +422,7 @@ class Store:
                 existing.add(rec.record_id)
                 rows.append({"bank_id": bank.id, "record_id": rec.record_id, "victim_id": rec.victim_id,
                              "pdq": rec.pdq, "md5": rec.md5, "sha1": rec.sha1, "sha256": rec.sha256,
-                             "labels": list(rec.labels), "extra_hashes": dict(getattr(rec, "extra_hashes", {}) or {})})
+                             "labels": list(rec.labels), "extra_hashes": dict(rec.extra_hashes)})
             for start in range(0, len(rows), 5000):
                 session.execute(sa.insert(BankRecordRow), rows[start:start + 5000])
             session.execute(sa.update(Bank).where(Bank.id == bank.id).values(revision=Bank.revision + 1))

@@ -51,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bank_add.add_argument("paths", nargs="+", type=Path)
     bank_add.add_argument("--victim-id")
     bank_add.add_argument("--record-id", help="record id for a single image (default: the file name)")
+    bank_add.add_argument("--plain", action="store_true",
+                          help="store only the plain hashes, not the robust variants (crops, turns, borders)")
     bank_add.set_defaults(func=cmd_bank_add)
     bank_export = bank.add_parser("export", help="write a bank's records to stdout")
     bank_export.add_argument("name")
@@ -154,7 +156,7 @@ def cmd_bank_add(args) -> int:
     records, failed = [], 0
     for path in args.paths:
         try:
-            hashes = hashes_for_bank(path.read_bytes())
+            hashes = hashes_for_bank(path.read_bytes(), robust=not args.plain)
         except (OSError, DecodeError) as exc:
             print(f"{path}: {exc}", file=sys.stderr)
             failed += 1

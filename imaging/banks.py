@@ -55,6 +55,9 @@ class BankRecord:
     sha256: str | None
     labels: tuple[str, ...] = ()
     line: int = field(default=0, compare=False)  # where parse_bank read it (0: not from a file)
+    # PDQ hashes of robust variants ({kind: [hex, ...]}) when the record was enrolled from the image itself;
+    # not part of the file formats.
+    extra_hashes: dict = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,9 @@ Memory (``memory_bytes``, one segment of uniformly random hashes): 1M hashes 139
 bits), 10M hashes 1320 MB (11 tables of 23-24 bits), i.e. 130-140 MB per million: per row 32 B hash, 8 B id,
 1 B tombstone and 4 B per table, plus 4 B per bucket (2**b per table).
 
-Speed (bench/index.py, 2 shared cores, d = 31, half near-copy and half random queries): 0.14 ms/query at 1M
-and 0.33 ms/query at 10M, 5x and 10x faster than faiss IndexBinaryMultiHash at its best exact setting.
+Speed (bench/index.py on 2 cores shared with other work, d = 31, half near-copy and half random queries,
+timed alternately with faiss IndexBinaryMultiHash at its fastest exact setting, nhash=11 b=23 nflip=2):
+1M hashes 0.13-0.16 ms/query, 4.4x faster; 10M hashes 0.33-0.72 ms/query by load, about 10x faster.
 """
 
 from __future__ import annotations

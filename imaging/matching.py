@@ -4,13 +4,19 @@ A bank is held as exact-digest dictionaries (MD5, SHA-1, SHA-256) plus a `Hammin
 Exact digests match whatever the image quality; PDQ matches need quality >= PDQ_MIN_QUALITY on the query
 (Meta's rule: weaker hashes are too unreliable to act on) and distance <= the threshold.
 A record can carry further PDQ hashes of robust variants of its image (`variant_hashes`, a list of
-`(kind, hex)`), each reported under its own `kind` so a report says which rule matched.
+`(kind, hex)`, from `imaging.robust.bank_variants`), and a query further probes (`QueryHashes.variants`, from
+`imaging.robust.query_variants`), all at the same threshold. A match reports the rule that made it: `pdq` only
+for the query's own hash on the record's own hash; a variant's kind when one side used one (`pdq_trimmed`: the
+query's border was cut, `pdq_crop`: a stored crop matched); both joined when both did (`pdq_trimmed+dihedral`:
+a bordered mirror image). Where several rules match one record the plainest is reported (`KIND_ORDER`), with
+its own distance. Kinds: sha256, md5, sha1, pdq, pdq_dihedral, pdq_trimmed, pdq_crop, pdq_rotated, pdq_band.
 """
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -19,10 +25,11 @@ from imaging.digests import digests
 from imaging.hashes import PdqHash
 from imaging.index import HammingIndex
 from imaging.pdq import PDQ_MIN_QUALITY, PDQ_THRESHOLD, pdq
+from imaging.robust import bank_variants
 
 EXACT_KINDS = ("sha256", "md5", "sha1")
 KIND_ORDER = {"sha256": 0, "md5": 1, "sha1": 2, "pdq": 3, "pdq_dihedral": 4, "pdq_trimmed": 5, "pdq_crop": 6,
-              "pdq_rotated": 7, "pdq_band": 8}
+              "pdq_rotated": 7, "pdq_band": 8}  # joined kinds sort after these
 
 
 @dataclass(frozen=True)
@@ -104,9 +111,8 @@ class BankMatcher:
     def probes(self, query: QueryHashes) -> list[tuple[str, PdqHash]]:
         """The hashes a query is looked up with in this bank, each with the kind it reports.
 
-        A bank with a record enrolled without variant hashes (a hash list) gets the query's eight dihedral
-        probes; records with variants hold their right-angle turns, so the query's mirror image, one of its
-        `variants`, is enough there.
+        Records enrolled with variant hashes hold their own flips and right-angle turns; a bank with any record
+        that has none (one imported from a hash list) also gets the query's seven dihedral probes.
         """
         probes: list[tuple[str, PdqHash]] = []
         if query.pdq_usable:
@@ -135,12 +141,20 @@ class BankMatcher:
                 np.stack([np.frombuffer(h.to_bytes(), dtype=np.uint8) for _, h in probes]), threshold)
             for (probe_kind, _), (row_ids, distances) in zip(probes, found):
                 for row, distance in zip(row_ids.tolist(), distances.tolist()):
-                    stored_kind = self._row_kind[row]
-                    kind = probe_kind if stored_kind == "pdq" else stored_kind
-                    offer(int(self._row_entry[row]), kind, int(distance))
+                    offer(int(self._row_entry[row]), match_kind(probe_kind, self._row_kind[row]), int(distance))
         matches = [Match(self.name, self.entries[i].record_id, self.entries[i].victim_id, kind, distance)
                    for i, (kind, distance) in best.items()]
         return sorted(matches, key=lambda m: (m.distance, KIND_ORDER.get(m.kind, 9), m.record_id))
+
+
+def match_kind(probe_kind: str, stored_kind: str) -> str:
+    """The rule a match reports: the query's (`pdq_trimmed`: the query was bordered) and the bank's
+    (`pdq_crop`: a stored crop matched) joined, e.g. `pdq_trimmed+dihedral`; plain `pdq` only for plain on plain."""
+    if stored_kind in ("pdq", probe_kind):
+        return probe_kind
+    if probe_kind == "pdq":
+        return stored_kind
+    return f"{probe_kind}+{stored_kind.removeprefix('pdq_')}"
 
 
 def match_banks(query: QueryHashes, matchers: Iterable[BankMatcher], threshold: int | None = None) -> list[Match]:
@@ -159,8 +173,23 @@ def report_status(query: QueryHashes, matches: Sequence[Match]) -> str:
     return "no_match"
 
 
-def hashes_for_bank(data: bytes) -> dict[str, str]:
-    """The hashes a bank stores for an enrolled image (its pixels are not kept)."""
+def hashes_for_bank(data: bytes, *, robust: bool = False) -> dict[str, Any]:
+    """The hashes a bank stores for an enrolled image (its pixels are not kept). With `robust`, also
+    `extra_hashes`: {kind: [hex, ...]} of the image's variants (`imaging.robust.bank_variants`), the value of
+    the record's `extra_hashes` column, which `variant_hashes` turns back into `BankEntry.variant_hashes`."""
     evidence = digests(data)
-    hash_value, _quality = pdq(decode(data).rgb)
-    return {"pdq": str(hash_value), "md5": evidence.md5, "sha1": evidence.sha1, "sha256": evidence.sha256}
+    rgb = decode(data).rgb
+    hash_value, _quality = pdq(rgb)
+    hashes: dict[str, Any] = {"pdq": str(hash_value), "md5": evidence.md5, "sha1": evidence.sha1,
+                              "sha256": evidence.sha256}
+    if robust:
+        extra: dict[str, list[str]] = defaultdict(list)
+        for kind, variant in bank_variants(rgb):
+            extra[kind].append(str(variant))
+        hashes["extra_hashes"] = dict(extra)
+    return hashes
+
+
+def variant_hashes(extra_hashes: Mapping[str, Sequence[str]] | None) -> tuple[tuple[str, str], ...]:
+    """A record's `extra_hashes` column ({kind: [hex, ...]}) as `BankEntry.variant_hashes`."""
+    return tuple((kind, value) for kind, values in (extra_hashes or {}).items() for value in values)

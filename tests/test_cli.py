@@ -117,3 +117,25 @@ def test_age_cli_writes_labelled_outputs(fimg, fixtures_dir, tmp_path):
     bad = fimg("age", fixtures_dir / "pdq" / "bridge-mods" / "aaa-orig.jpg", "--age", "6", "--sex", "m",
                "--to", "10", "--out", out, expect=2)
     assert "face" in bad.stderr.lower()
+
+
+def test_bank_add_stores_robust_variants_that_match_a_letterboxed_copy(fimg, fixtures_dir, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    original = fixtures_dir / "pdq" / "bridge-mods" / "aaa-orig.jpg"
+    fimg("bank", "create", "robust")
+    fimg("bank", "add", "robust", original)
+    picture = np.asarray(Image.open(original).convert("RGB"))
+    bars = np.zeros((picture.shape[0] // 4, picture.shape[1], 3), dtype=np.uint8)
+    boxed = tmp_path / "letterboxed.png"
+    Image.fromarray(np.concatenate([bars, picture, bars])).save(boxed)
+    mirrored = tmp_path / "mirrored-crop.png"
+    Image.fromarray(picture[:, ::-1][40:-40, 64:-64]).save(mirrored)
+    report = tmp_path / "r.jsonl"
+    fimg("match", boxed, mirrored, "--bank", "robust", "--json", "--out", report)
+    rows = {Path(r["path"]).name: r for r in map(json.loads, report.read_text().splitlines())}
+    assert rows["letterboxed.png"]["status"] == "match"
+    assert rows["letterboxed.png"]["matches"][0]["kind"].startswith("pdq_trimmed")
+    assert rows["mirrored-crop.png"]["status"] == "match"
+    assert rows["mirrored-crop.png"]["matches"][0]["kind"] != "pdq"

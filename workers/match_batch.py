@@ -9,7 +9,8 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from imaging import DecodeError, PdqHash, decode, digests, pdq_dihedral
-from imaging.matching import BankEntry, BankMatcher, QueryHashes, match_banks, report_status
+from imaging.matching import BankEntry, BankMatcher, QueryHashes, match_banks, report_status, variant_hashes
+from imaging.robust import query_variants
 from storage import Principal, Store
 from workers.inputs import load_upload_item, upload_items
 from workers.registry import ItemOutcome, JobInputError, JobSetupError, JobType
@@ -69,8 +70,7 @@ def prepare(store: Store, params: dict) -> tuple[str, Any]:
         except LookupError as exc:
             raise JobSetupError(str(exc)) from exc
         records = store.bank_records(name)
-        entries = [BankEntry(r.record_id, r.victim_id, r.pdq, r.md5, r.sha1, r.sha256,
-                             tuple((kind, value) for kind, values in (r.extra_hashes or {}).items() for value in values))
+        entries = [BankEntry(r.record_id, r.victim_id, r.pdq, r.md5, r.sha1, r.sha256, variant_hashes(r.extra_hashes))
                    for r in records]
         snapshot.append({"name": name, "revision": bank.revision, "threshold": bank.threshold, "entries": entries})
     key = "match:" + ",".join(f"{b['name']}@{b['revision']}" for b in snapshot)
@@ -107,7 +107,8 @@ def run_item(matchers: list[BankMatcher], params: dict, item: dict) -> ItemOutco
             return ItemOutcome(ok=bool(matches), result=result)
         hashes, quality = pdq_dihedral(decoded.rgb)
         query = QueryHashes(**base, pdq=hashes[0], quality=quality,
-                            dihedral=tuple(hashes) if params.get("dihedral", True) else ())
+                            dihedral=tuple(hashes) if params.get("dihedral", True) else (),
+                            variants=tuple(query_variants(decoded.rgb)))
     matches = match_banks(query, matchers, params.get("threshold"))
     result = {"sha256": query.sha256, "md5": query.md5, "sha1": query.sha1,
               "pdq": str(query.pdq) if query.pdq else None, "quality": query.quality,

@@ -26,7 +26,8 @@ def start_ray(address: str | None, num_cpus: int | None) -> bool:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=num_cpus, **kwargs)
+        # "local" always starts a new instance; a bare init would join any Ray already running on this machine.
+        ray.init(address="local", num_cpus=num_cpus, **kwargs)
     return True
 
 

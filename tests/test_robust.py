@@ -1,0 +1,232 @@
+"""Robust matching: a banked picture that comes back letterboxed, screenshotted, cropped, turned or mirrored still
+matches, under the kind of the rule that matched; distinct pictures do not match."""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from imaging.decode import decode
+from imaging.matching import BankEntry, BankMatcher, QueryHashes, hashes_for_bank, report_status, variant_hashes
+from imaging.pdq import pdq, pdq_dihedral
+from imaging.robust import bank_variants, fill_corners, query_variants, trim_borders, uncaptioned
+
+BANKED = {"bridge": "pdq/bridge-mods/aaa-orig.jpg", "obama": "faces/obama-1.jpg",
+          "coaster": "pdq/reg-test/pen-and-coaster.png", "q0746": "pdq/reg-test/labelme-subset/q0746.jpg"}
+UNRELATED = ["faces/biden-2.jpg", "faces/obama-2.jpg", "faces/harington-2.jpg", "faces/group-two-people.jpg",
+             "pdq/misc-images/c.png", "pdq/reg-test/labelme-subset/q1050.jpg", "pdq/reg-test/labelme-subset/q2821.jpg"]
+
+
+def pixels(fixtures_dir, relative: str) -> np.ndarray:
+    return decode((fixtures_dir / relative).read_bytes()).rgb
+
+
+def query_for(rgb: np.ndarray) -> QueryHashes:
+    """What `workers.match_batch.run_item` builds for an uploaded image."""
+    dihedral, quality = pdq_dihedral(rgb)
+    return QueryHashes(pdq=dihedral[0], quality=quality, dihedral=tuple(dihedral), variants=tuple(query_variants(rgb)))
+
+
+def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, "JPEG", quality=quality)
+    return decode(out.getvalue()).rgb
+
+
+def on_canvas(rgb: np.ndarray, size: tuple[int, int], at: tuple[int, int], colour) -> np.ndarray:
+    canvas = Image.new("RGB", size, colour)
+    canvas.paste(Image.fromarray(rgb), at)
+    return np.asarray(canvas)
+
+
+def screenshot(rgb: np.ndarray) -> np.ndarray:
+    """The picture at 60% of a white page's width, a heading above it and lines of text below."""
+    page = Image.new("RGB", (1200, 1300), "white")
+    draw = ImageDraw.Draw(page)
+    draw.text((40, 30), "Have you seen this place", fill=(20, 20, 20), font=ImageFont.load_default(size=40))
+    shown = Image.fromarray(rgb).resize((720, round(720 * rgb.shape[0] / rgb.shape[1])), Image.Resampling.BICUBIC)
+    page.paste(shown, (200, 120))
+    for line in range(4):
+        draw.text((40, 150 + shown.height + 40 * line), "posted again today near the station, please share",
+                  fill=(60, 60, 60), font=ImageFont.load_default(size=26))
+    return np.asarray(page)
+
+
+def centre_crop(rgb: np.ndarray, per_side: float) -> np.ndarray:
+    height, width = rgb.shape[:2]
+    dy, dx = round(height * per_side), round(width * per_side)
+    return rgb[dy:height - dy, dx:width - dx]
+
+
+def turned(rgb: np.ndarray, degrees: float, fill=(0, 0, 0)) -> np.ndarray:
+    return np.asarray(Image.fromarray(rgb).rotate(degrees, resample=Image.Resampling.BICUBIC, fillcolor=fill))
+
+
+def captioned(rgb: np.ndarray) -> np.ndarray:
+    """Meme captions: white capitals edged in black across the top and the bottom."""
+    image = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(image)
+    size = rgb.shape[0] // 10
+    for y, text in ((size // 3, "WHEN YOU SEE IT"), (rgb.shape[0] - size - size // 2, "SHARE BEFORE DELETED")):
+        draw.text((rgb.shape[1] // 20, y), text, fill="white", font=ImageFont.load_default(size=size),
+                  stroke_width=size // 12, stroke_fill="black")
+    return np.asarray(image)
+
+
+def letterbox(rgb: np.ndarray) -> np.ndarray:
+    height, width = rgb.shape[:2]
+    return on_canvas(rgb, (width, width), (0, (width - height) // 2), (0, 0, 0))
+
+
+EDITS = {
+    "jpeg_q40": (lambda rgb: jpeg(rgb, 40), "pdq"),
+    "letterbox": (letterbox, "pdq_trimmed"),
+    "white_border": (lambda rgb: on_canvas(rgb, (rgb.shape[1] + 300, rgb.shape[0] + 200), (150, 100), "white"),
+                     "pdq_trimmed"),
+    "screenshot": (screenshot, "pdq_trimmed"),
+    "screenshot_of_mirror_jpeg": (lambda rgb: jpeg(screenshot(rgb[:, ::-1]), 70), "pdq_trimmed+dihedral"),
+    "crop_5%": (lambda rgb: centre_crop(rgb, 0.05), "pdq_crop"),
+    "mirror_crop_5%": (lambda rgb: centre_crop(rgb[:, ::-1], 0.05), "pdq_crop"),
+    "mirror": (lambda rgb: np.ascontiguousarray(rgb[:, ::-1]), "pdq_dihedral"),
+    "rot90": (lambda rgb: np.ascontiguousarray(np.rot90(rgb)), "pdq_dihedral"),
+    "upside_down": (lambda rgb: np.ascontiguousarray(rgb[::-1]), "pdq_dihedral"),
+    "turned_3deg": (lambda rgb: turned(rgb, 3), "pdq_rotated"),
+    "turned_-4deg_on_white": (lambda rgb: turned(rgb, -4, "white"), "pdq_rotated"),
+    "meme_captions": (captioned, "pdq_band"),
+    "screenshot_of_meme": (lambda rgb: screenshot(captioned(rgb)), "pdq_band"),
+}
+
+
+@pytest.fixture(scope="module")
+def banked(fixtures_dir) -> dict[str, np.ndarray]:
+    return {name: pixels(fixtures_dir, path) for name, path in BANKED.items()}
+
+
+@pytest.fixture(scope="module")
+def matcher(fixtures_dir) -> BankMatcher:
+    """A bank enrolled as the service enrols images (`hashes_for_bank(..., robust=True)`), its `extra_hashes`
+    through JSON as the database column keeps them, read back as `workers.match_batch.prepare` reads them."""
+    entries = []
+    for name, path in BANKED.items():
+        record = hashes_for_bank((fixtures_dir / path).read_bytes(), robust=True)
+        stored = json.loads(json.dumps(record["extra_hashes"]))
+        entries.append(BankEntry(name, f"victim-{name}", record["pdq"], record["md5"], record["sha1"],
+                                 record["sha256"], variant_hashes(stored)))
+    return BankMatcher("robust", entries)
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_edited_bridge_matches_with_the_rule_that_matched(matcher, banked, edit):
+    transform, kind = EDITS[edit]
+    query = query_for(transform(banked["bridge"]))
+    matches = matcher.match(query)
+    assert [(m.record_id, m.kind) for m in matches] == [("bridge", kind)]
+    assert matches[0].distance <= matcher.threshold
+    assert report_status(query, matches) == "match"
+
+
+def test_plain_pdq_edits_fail_without_the_robust_rules(banked):
+    """The edits above that need a robust rule are beyond plain PDQ (else the kinds above would be `pdq`)."""
+    plain, _ = pdq(banked["bridge"])
+    for edit, (transform, kind) in EDITS.items():
+        if kind != "pdq":
+            assert pdq(np.ascontiguousarray(transform(banked["bridge"])))[0] - plain > 31, edit
+
+
+def test_real_pillarboxed_copy_is_trimmed_to_its_picture(fixtures_dir):
+    """faces/obama-240p.jpg is a photo pillarboxed in black by someone else's software. (It is not matched to
+    obama-1: inside the bars it is another, tighter crop of the same photo, which no rule here covers.)"""
+    query = pixels(fixtures_dir, "faces/obama-240p.jpg")
+    trimmed = trim_borders(query)
+    assert trimmed is not None and trimmed.shape[0] == query.shape[0] and 195 <= trimmed.shape[1] <= 210
+    assert trimmed[:, :2].max() > 40 and trimmed[:, -2:].max() > 40  # no bar left on either side
+    assert query[:, :100].max() < 40  # the bars themselves
+
+
+def test_reference_dihedral_copies_match_as_dihedral(fixtures_dir, matcher):
+    for path in sorted((fixtures_dir / "pdq" / "reg-test" / "dih").glob("bridge-[2-8]-*.jpg")):
+        matches = matcher.match(query_for(decode(path.read_bytes()).rgb))
+        assert [(m.record_id, m.kind) for m in matches] == [("bridge", "pdq_dihedral")], path.name
+
+
+@pytest.mark.parametrize("path", UNRELATED)
+def test_distinct_pictures_do_not_match_even_when_edited(fixtures_dir, matcher, path):
+    rgb = pixels(fixtures_dir, path)
+    for edited in (rgb, letterbox(rgb) if rgb.shape[1] > rgb.shape[0] else rgb[:, ::-1], screenshot(rgb),
+                   centre_crop(rgb, 0.05), turned(rgb, 3)):
+        query = query_for(np.ascontiguousarray(edited))
+        matches = matcher.match(query)
+        assert matches == [] and report_status(query, matches) == "no_match"
+
+
+def test_a_bank_without_variants_still_gets_the_query_dihedral_probes(banked):
+    legacy = BankMatcher("hash-list", [BankEntry("bridge", pdq=str(pdq(banked["bridge"])[0]))])
+    query = query_for(np.ascontiguousarray(np.rot90(banked["bridge"])))
+    assert [(m.record_id, m.kind) for m in legacy.match(query)] == [("bridge", "pdq_dihedral")]
+    assert len(legacy.probes(query)) == 8 + len(query.variants)
+
+
+def test_an_unbordered_query_costs_one_probe_in_a_robust_bank(matcher, banked):
+    """Flips, turns and crops live in the bank; a plain photo is looked up with its own hash alone."""
+    for name in ("bridge", "obama", "coaster"):
+        query = query_for(jpeg(banked[name], 80))
+        assert query.variants == ()
+        assert [kind for kind, _ in matcher.probes(query)] == ["pdq"]
+
+
+def test_bank_variants_stay_within_the_row_budget(banked):
+    for name, rgb in banked.items():
+        kinds = [kind for kind, _ in bank_variants(rgb)]
+        assert set(kinds) <= {"pdq_dihedral", "pdq_rotated", "pdq_crop", "pdq_trimmed", "pdq_band"}
+        assert kinds.count("pdq_dihedral") == 7 and kinds.count("pdq_rotated") == 4
+        assert len(kinds) <= 20, name
+
+
+def test_trim_borders_returns_exactly_the_padded_picture(banked):
+    picture = banked["coaster"]
+    for colour in ((0, 0, 0), (255, 255, 255), (40, 160, 90)):
+        padded = on_canvas(picture, (picture.shape[1] + 90, picture.shape[0] + 250), (30, 200), colour)
+        assert np.array_equal(trim_borders(padded), picture), colour
+
+
+def test_trim_borders_finds_the_picture_on_a_page_with_text(banked):
+    page = screenshot(banked["bridge"])
+    trimmed = trim_borders(page)
+    expected_height = round(720 * banked["bridge"].shape[0] / banked["bridge"].shape[1])
+    assert trimmed is not None
+    assert abs(trimmed.shape[1] - 720) <= 2 and abs(trimmed.shape[0] - expected_height) <= 2
+
+
+def test_trim_borders_leaves_full_frame_photos_alone(banked):
+    for name in ("obama", "q0746"):
+        assert trim_borders(banked[name]) is None, name
+    assert trim_borders(np.full((300, 400, 3), 255, np.uint8)) is None
+
+
+def test_fill_corners_paints_only_the_uniform_canvas_corners(banked):
+    assert fill_corners(banked["obama"]) is None
+    assert fill_corners(turned(banked["obama"], 3)) is None  # already black: the bank's own convention
+    filled = fill_corners(turned(banked["obama"], 3, "white"))
+    assert filled is not None and filled[0, 0].max() == 0 and filled[-1, -1].max() == 0
+    middle = tuple(s // 2 for s in filled.shape[:2])
+    assert np.array_equal(filled[middle], turned(banked["obama"], 3, "white")[middle])
+
+
+def test_uncaptioned_cuts_meme_captions_and_nothing_else(banked):
+    for name, rgb in banked.items():
+        assert uncaptioned(rgb) is None, name
+        band = uncaptioned(captioned(rgb))
+        assert band is not None and band.shape[0] == round(rgb.shape[0] * 0.85) - round(rgb.shape[0] * 0.15)
+
+
+def test_hashes_for_bank_keeps_its_plain_shape_unless_asked(fixtures_dir):
+    data = (fixtures_dir / BANKED["bridge"]).read_bytes()
+    plain = hashes_for_bank(data)
+    robust = hashes_for_bank(data, robust=True)
+    assert set(plain) == {"pdq", "md5", "sha1", "sha256"}
+    assert {k: v for k, v in robust.items() if k != "extra_hashes"} == plain
+    assert set(robust["extra_hashes"]) <= {"pdq_dihedral", "pdq_rotated", "pdq_crop", "pdq_trimmed", "pdq_band"}
+    assert all(len(h) == 64 for values in robust["extra_hashes"].values() for h in values)
