@@ -139,3 +139,11 @@ def test_bank_add_stores_robust_variants_that_match_a_letterboxed_copy(fimg, fix
     assert rows["letterboxed.png"]["matches"][0]["kind"].startswith("pdq_trimmed")
     assert rows["mirrored-crop.png"]["status"] == "match"
     assert rows["mirrored-crop.png"]["matches"][0]["kind"] != "pdq"
+
+
+def test_the_installed_fimg_script_lists_every_command():
+    script = Path(sys.executable).parent / "fimg"
+    done = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for command in ("hash", "serve", "keys", "bank", "match", "jobs", "audit", "faces", "age"):
+        assert command in done.stdout
