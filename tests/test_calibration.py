@@ -65,7 +65,9 @@ def test_overlapping_hand_computed_case():
 
 @settings(max_examples=60, deadline=None)
 @given(
-    points=st.lists(st.floats(-3, 3, allow_nan=False, allow_infinity=False), min_size=3, max_size=12),
+    # Points on a 0.01 grid: the brute force probes thresholds 1e-9 apart, so distances that differ only in their
+    # last bits (e.g. 2.2e-16 from 0) would make it and calibrate disagree on rounding, not on the rule.
+    points=st.lists(st.integers(-300, 300).map(lambda v: v / 100), min_size=3, max_size=12),
     label_codes=st.lists(st.integers(0, 3), min_size=3, max_size=12),
     target=st.floats(0.01, 0.9),
 )
