@@ -18,11 +18,11 @@ from fastapi import Depends, FastAPI, File, Header, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from config import Settings
 from imaging import DecodeError, decode
-from imaging.banks import parse_bank, write_bank, BankRecord
 from storage import ROLES, Conflict, Job, NotFound, Principal, Store
 from workers import sync
 from workers.dispatcher import Dispatcher
@@ -30,7 +30,6 @@ from workers.pool import start_ray
 from workers.registry import JobInputError, get_job_type, job_types
 
 log = logging.getLogger("fimg.api")
-ALL_ROLES = ROLES
 ZIP_MAX_ENTRIES = 10_000
 BANK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 
@@ -358,7 +357,7 @@ def register_routes(app: FastAPI) -> None:
     # -- uploads --
 
     @app.post("/v1/uploads", status_code=201, response_model=UploadsOut, tags=["uploads"])
-    def upload(files: list[UploadFile] = File(...), who: Principal = Depends(allow(*ALL_ROLES)),
+    def upload(files: list[UploadFile] = File(...), who: Principal = Depends(allow(*ROLES)),
                store: Store = Depends(get_store)):
         accepted, rejected = [], []
         for name, data in expand_uploads(files, app.state.settings.max_upload_bytes):
@@ -405,21 +404,17 @@ def register_routes(app: FastAPI) -> None:
         else:
             raise ApiError(415, "unsupported_media_type",
                            "send bank records as text/csv or application/x-ndjson")
-        records, errors = parse_bank(await request.body(), fmt)
-        imported, duplicates = store.import_records(name, records, [r.line for r in records])
-        rejected = sorted([{"line": e.line, "error": e.error} for e in errors] + duplicates, key=lambda e: e["line"])
+        imported, rejected = await run_in_threadpool(store.import_bank_file, name, await request.body(), fmt)
         store.audit(who, "import", "bank", name, {"imported": imported, "rejected": len(rejected)})
         return ImportOut(imported=imported, rejected=rejected)
 
     @app.get("/v1/banks/{name}/records", tags=["banks"])
     def export_records(name: str, format: Literal["csv", "jsonl"] = "csv",
                        who: Principal = Depends(allow("admin", "analyst")), store: Store = Depends(get_store)):
-        rows = store.bank_records(name)
-        records = [BankRecord(r.record_id, r.victim_id, r.pdq, r.md5, r.sha1, r.sha256, tuple(r.labels or ()))
-                   for r in rows]
-        store.audit(who, "export", "bank", name, {"records": len(records), "format": format})
+        count, text = store.export_bank_file(name, format)
+        store.audit(who, "export", "bank", name, {"records": count, "format": format})
         media = "text/csv" if format == "csv" else "application/x-ndjson"
-        return PlainTextResponse(write_bank(records, format), media_type=media)
+        return PlainTextResponse(text, media_type=media)
 
     # -- jobs --
 
@@ -508,6 +503,8 @@ def register_routes(app: FastAPI) -> None:
                who: Principal = Depends(allow("admin", "analyst", "service")),
                store: Store = Depends(get_store)) -> dict:
         names = [b for b in banks.split(",") if b]
+        for name in names:
+            store.get_bank(name)
         matches = sync.lookup(store, pdq.lower(), names, threshold)
         store.audit(who, "lookup", "banks", ",".join(names), {"matches": len(matches)})
         return {"matches": matches}
@@ -533,9 +530,7 @@ def register_gallery_routes(app: FastAPI) -> None:
         store.get_gallery(name)
         enrolled, rejected = [], []
         for photo in body.photos:
-            upload = store.get_upload(photo.upload)
-            if not who.is_admin and upload.owner_id != who.key_id:
-                raise ApiError(404, "not_found", f"no upload with id {photo.upload!r}")
+            upload = store.get_upload(photo.upload, who)
             try:
                 faces = sync.enrolment_faces(store.get_blob(upload.sha256))
             except DecodeError as exc:

@@ -20,7 +20,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+from imaging.banks import BankRecord, parse_bank, write_bank
 
 ROLES = ("admin", "analyst", "artist", "service")
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -364,12 +366,13 @@ class Store:
             session.add(row)
         return row
 
-    def get_upload(self, upload_id: str) -> Upload:
+    def get_upload(self, upload_id: str, who: Principal | None = None) -> Upload:
+        """An upload; with `who`, only one of theirs (or any, for an admin): another's answers NotFound too."""
         with self.sessions() as session:
             row = session.get(Upload, upload_id)
-            if row is None:
-                raise NotFound(f"no upload with id {upload_id!r}")
-            return row
+        if row is None or (who is not None and not who.is_admin and row.owner_id != who.key_id):
+            raise NotFound(f"no upload with id {upload_id!r}")
+        return row
 
     # -- banks -------------------------------------------------------------------------------------------------
 
@@ -427,6 +430,20 @@ class Store:
                 session.execute(sa.insert(BankRecordRow), rows[start:start + 5000])
             session.execute(sa.update(Bank).where(Bank.id == bank.id).values(revision=Bank.revision + 1))
         return len(rows), rejected
+
+    def import_bank_file(self, bank_name: str, data: bytes | str, file_format: str) -> tuple[int, list[dict]]:
+        """Parse a CSV/JSONL bank file and import it; every rejected row ({line, error}) in line order."""
+        self.get_bank(bank_name)
+        records, errors = parse_bank(data, file_format)
+        imported, duplicates = self.import_records(bank_name, records, [r.line for r in records])
+        rejected = [{"line": e.line, "error": e.error} for e in errors] + duplicates
+        return imported, sorted(rejected, key=lambda row: row["line"])
+
+    def export_bank_file(self, bank_name: str, file_format: str) -> tuple[int, str]:
+        """The bank's records as a CSV/JSONL file; returns (record count, text)."""
+        records = [BankRecord(r.record_id, r.victim_id, r.pdq, r.md5, r.sha1, r.sha256, tuple(r.labels or ()))
+                   for r in self.bank_records(bank_name)]
+        return len(records), write_bank(records, file_format)
 
     def bank_records(self, bank_name: str) -> list[BankRecordRow]:
         bank = self.get_bank(bank_name)

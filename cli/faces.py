@@ -83,7 +83,7 @@ def run_search(args, paths: list[Path]) -> int:
         print("usage: fimg faces search PATH... --gallery NAME", file=sys.stderr)
         return 2
     store = open_store()
-    _, gallery = face_jobs.prepare_search(store, {"gallery": args.gallery})
+    gallery = face_jobs.prepare_search(store, {"gallery": args.gallery})
     store.audit(LOCAL_ADMIN, "search", "gallery", args.gallery, {"images": len(paths)})
     params = {"top_k": args.top_k, "threshold": args.threshold}
     failed = 0

@@ -131,12 +131,11 @@ def cmd_bank_list(args) -> int:
 
 
 def cmd_bank_import(args) -> int:
-    from imaging.banks import detect_format, parse_bank
+    from imaging.banks import detect_format
 
     store = open_store()
-    records, errors = parse_bank(args.file.read_bytes(), detect_format(args.file.name, None))
-    imported, duplicates = store.import_records(args.name, records, [r.line for r in records])
-    rejected = sorted([{"line": e.line, "error": e.error} for e in errors] + duplicates, key=lambda e: e["line"])
+    imported, rejected = store.import_bank_file(args.name, args.file.read_bytes(),
+                                                detect_format(args.file.name, None))
     store.audit(LOCAL_ADMIN, "import", "bank", args.name, {"imported": imported, "rejected": len(rejected)})
     for row in rejected:
         print(f"{args.file}:{row['line']}: {row['error']}", file=sys.stderr)
@@ -172,13 +171,10 @@ def cmd_bank_add(args) -> int:
 
 
 def cmd_bank_export(args) -> int:
-    from imaging.banks import BankRecord, write_bank
-
     store = open_store()
-    records = [BankRecord(r.record_id, r.victim_id, r.pdq, r.md5, r.sha1, r.sha256, tuple(r.labels or ()))
-               for r in store.bank_records(args.name)]
-    store.audit(LOCAL_ADMIN, "export", "bank", args.name, {"records": len(records), "format": args.format})
-    sys.stdout.write(write_bank(records, args.format))
+    count, text = store.export_bank_file(args.name, args.format)
+    store.audit(LOCAL_ADMIN, "export", "bank", args.name, {"records": count, "format": args.format})
+    sys.stdout.write(text)
     return 0
 
 

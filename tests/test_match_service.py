@@ -154,5 +154,11 @@ def test_sync_hash_and_lookup(service, bridge):
     assert body["quality"] == 100 and body["width"] == 1600
     found = service.client.get(f"/v1/lookup?pdq={body['pdq']}&banks=victims", headers=service.auth("service"))
     assert found.json()["matches"][0]["record_id"] == "bridge-record"
+    # An import bumps the bank's revision, so the cached snapshot is not served stale.
+    import_csv(service, "victims", [{"record_id": "second-record", "pdq": body["pdq"]}])
+    found = service.client.get(f"/v1/lookup?pdq={body['pdq']}&banks=victims", headers=service.auth("service"))
+    assert {m["record_id"] for m in found.json()["matches"]} == {"bridge-record", "second-record"}
+    unknown = service.client.get(f"/v1/lookup?pdq={body['pdq']}&banks=nope", headers=service.auth("service"))
+    assert unknown.status_code == 404 and "nope" in unknown.json()["message"]
     bad = service.client.post("/v1/hash", files={"file": ("a.jpg", b"<html>")}, headers=service.auth("service"))
     assert bad.status_code == 422 and bad.json()["error"] == "not_an_image"

@@ -54,10 +54,6 @@ def load_item(store: Store, item_input: dict) -> dict:
             "family": [(store.get_blob(f["sha256"]), f["age"], f["relation"]) for f in item_input.get("family", [])]}
 
 
-def no_context(_store: Store, _params: dict) -> tuple[str, None]:
-    return "agepro", None
-
-
 def run_item(_context: None, params: dict, item: dict) -> ItemOutcome:
     from agepro import AgeProgressionError, run_age_progression
 
@@ -75,5 +71,4 @@ def run_item(_context: None, params: dict, item: dict) -> ItemOutcome:
 
 
 JOB_TYPES = [JobType(name="age_progression", params_model=AgeParams, roles=("admin", "artist"),
-                     build_items=build_items, prepare=no_context, load_item=load_item,
-                     setup=lambda payload: payload, run_item=run_item)]
+                     build_items=build_items, load_item=load_item, run_item=run_item)]

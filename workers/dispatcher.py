@@ -19,7 +19,7 @@ import ray
 from ray.exceptions import TaskCancelledError
 
 from storage import ITEM_DONE, ITEM_ERROR, Store
-from workers.pool import cluster_cpus, make_workers
+from workers.pool import ContextRefs, cluster_cpus, make_workers
 from workers.registry import JobSetupError, get_job_type
 
 log = logging.getLogger("fimg.dispatcher")
@@ -55,6 +55,7 @@ class Dispatcher:
         self.worker_load: list[int] = []
         self.jobs: dict[str, ActiveJob] = {}
         self.in_flight: dict[Any, Chunk] = {}
+        self.contexts = ContextRefs()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -118,7 +119,7 @@ class Dispatcher:
             if job.status == "queued":
                 self.store.set_job_status(job.id, "running", only_from=("queued",))
             try:
-                context_key, payload = get_job_type(job.type).prepare(self.store, job.params)
+                context_key, context_ref = self.contexts.get(get_job_type(job.type), self.store, job.params)
             except JobSetupError as exc:
                 self.store.set_job_status(job.id, "failed", error=str(exc))
                 continue
@@ -126,7 +127,7 @@ class Dispatcher:
                 log.exception("preparing job %s failed", job.id)
                 self.store.set_job_status(job.id, "failed", error=f"could not prepare the job: {type(exc).__name__}")
                 continue
-            self.jobs[job.id] = ActiveJob(job.id, job.type, job.params, context_key, ray.put(payload))
+            self.jobs[job.id] = ActiveJob(job.id, job.type, job.params, context_key, context_ref)
             log.info("job %s (%s) running", job.id, job.type)
 
     def _drop(self, job_id: str) -> None:

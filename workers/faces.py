@@ -38,14 +38,6 @@ def build_items(store: Store, who: Principal, request: Any, params: BaseModel) -
     return items
 
 
-def load_item(store: Store, item_input: dict) -> dict:
-    return load_upload_item(store, item_input)
-
-
-def no_context(_store: Store, _params: dict) -> tuple[str, None]:
-    return "faces", None
-
-
 def face_records(data: bytes, embeddings: bool) -> tuple[dict, list]:
     """Decode and analyse one image; returns the item header and the per-face analyses."""
     header = {"sha256": digests(data).sha256}
@@ -64,11 +56,20 @@ def run_extract(_context: None, params: dict, item: dict) -> ItemOutcome:
         "faces": [face.to_dict(include_embedding=params.get("embeddings", False)) for face in faces]})
 
 
-def prepare_search(store: Store, params: dict) -> tuple[str, dict]:
+def _gallery(store: Store, params: dict):
     try:
-        gallery = store.get_gallery(params["gallery"])
+        return store.get_gallery(params["gallery"])
     except LookupError as exc:
         raise JobSetupError(str(exc)) from exc
+
+
+def search_context_key(store: Store, params: dict) -> str:
+    gallery = _gallery(store, params)
+    return f"gallery:{gallery.name}@{gallery.revision}"
+
+
+def prepare_search(store: Store, params: dict) -> dict:
+    gallery = _gallery(store, params)
     faces = store.gallery_faces(gallery.name)
     payload = {
         "threshold": gallery.threshold or SAME_PERSON_THRESHOLD,
@@ -76,7 +77,7 @@ def prepare_search(store: Store, params: dict) -> tuple[str, dict]:
         "labels": {f.subject_id: f.label for f in faces},
         "embeddings": np.asarray([f.embedding for f in faces], dtype=np.float64).reshape(-1, 128),
     }
-    return f"gallery:{gallery.name}@{gallery.revision}", payload
+    return payload
 
 
 def rank_subjects(embedding: np.ndarray, gallery: dict, top_k: int, threshold: float) -> list[dict]:
@@ -123,7 +124,8 @@ def run_search(gallery: dict, params: dict, item: dict) -> ItemOutcome:
 
 JOB_TYPES = [
     JobType(name="extract_faces", params_model=ExtractParams, roles=FACE_ROLES, build_items=build_items,
-            prepare=no_context, load_item=load_item, setup=lambda payload: payload, run_item=run_extract),
+            load_item=load_upload_item, run_item=run_extract),
     JobType(name="face_search", params_model=SearchParams, roles=FACE_ROLES, build_items=build_items,
-            prepare=prepare_search, load_item=load_item, setup=lambda payload: payload, run_item=run_search),
+            load_item=load_upload_item, run_item=run_search, context_key=search_context_key,
+            prepare=prepare_search),
 ]

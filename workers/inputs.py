@@ -9,11 +9,9 @@ def upload_items(store: Store, who: Principal, upload_ids: list[str]) -> list[di
     items = []
     for upload_id in upload_ids:
         try:
-            upload = store.get_upload(upload_id)
+            upload = store.get_upload(upload_id, who)
         except NotFound as exc:
             raise JobInputError(str(exc), status_code=404) from exc
-        if not who.is_admin and upload.owner_id != who.key_id:
-            raise JobInputError(f"no upload with id {upload_id!r}", status_code=404)
         items.append({"name": upload.name, "input": {"upload": upload.id, "sha256": upload.sha256}})
     return items
 

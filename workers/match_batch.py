@@ -62,19 +62,25 @@ def build_items(store: Store, who: Principal, request: Any, params: MatchParams)
     return items
 
 
-def prepare(store: Store, params: dict) -> tuple[str, Any]:
+def _banks(store: Store, names: list[str]) -> list:
+    try:
+        return [store.get_bank(name) for name in names]
+    except LookupError as exc:
+        raise JobSetupError(str(exc)) from exc
+
+
+def context_key(store: Store, params: dict) -> str:
+    """The banks and their revisions: an import bumps the revision, so a changed bank is a new context."""
+    return "match:" + ",".join(f"{bank.name}@{bank.revision}" for bank in _banks(store, params["banks"]))
+
+
+def prepare(store: Store, params: dict) -> list[dict]:
     snapshot = []
-    for name in params["banks"]:
-        try:
-            bank = store.get_bank(name)
-        except LookupError as exc:
-            raise JobSetupError(str(exc)) from exc
-        records = store.bank_records(name)
+    for bank in _banks(store, params["banks"]):
         entries = [BankEntry(r.record_id, r.victim_id, r.pdq, r.md5, r.sha1, r.sha256, variant_hashes(r.extra_hashes))
-                   for r in records]
-        snapshot.append({"name": name, "revision": bank.revision, "threshold": bank.threshold, "entries": entries})
-    key = "match:" + ",".join(f"{b['name']}@{b['revision']}" for b in snapshot)
-    return key, snapshot
+                   for r in store.bank_records(bank.name)]
+        snapshot.append({"name": bank.name, "threshold": bank.threshold, "entries": entries})
+    return snapshot
 
 
 def load_item(store: Store, item_input: dict) -> dict:
@@ -137,6 +143,7 @@ JOB_TYPES = [JobType(
     params_model=MatchParams,
     roles=("admin", "analyst", "service"),
     build_items=build_items,
+    context_key=context_key,
     prepare=prepare,
     load_item=load_item,
     setup=setup,

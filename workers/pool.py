@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import traceback
 from collections import OrderedDict
+from typing import Any
 
 import ray
 
-from workers.registry import ItemOutcome, get_job_type
+from workers.registry import ItemOutcome, JobType, get_job_type
 
 log = logging.getLogger("fimg.workers")
 CONTEXT_CACHE_SIZE = 4
@@ -71,6 +73,32 @@ class Worker:
             results.append({"idx": item["idx"], "ok": outcome.ok, "result": outcome.result,
                             "artifacts": outcome.artifacts})
         return {"node": self.node_id(), "results": results}
+
+
+class ContextRefs:
+    """Job contexts (bank snapshots, gallery matrices) put into Ray's object store once per context key.
+
+    The key is cheap to compute (names and revisions), so the payload is read from the database only when a
+    bank or gallery changed, not once per job or per request.
+    """
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self._refs: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, spec: JobType, store: Any, params: dict) -> tuple[str, Any]:
+        key = spec.key_for(store, params)
+        with self._lock:
+            if key in self._refs:
+                self._refs.move_to_end(key)
+                return key, self._refs[key]
+        ref = ray.put(spec.prepare(store, params))
+        with self._lock:
+            self._refs[key] = ref
+            while len(self._refs) > self.size:
+                self._refs.popitem(last=False)
+        return key, ref
 
 
 def make_workers(count: int, spread: bool = True) -> list:

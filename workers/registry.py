@@ -4,8 +4,10 @@ Adding a job type means writing one module in `workers/` that builds a `JobType`
 `JOB_MODULES` (each such module lists its types in `JOB_TYPES`); the API routes and the dispatcher stay as they are.
 
 Two halves of a job type run in different places:
-- service side (has the Store): `build_items` turns a request into persisted items, `prepare` builds the job's
-  shared context payload (e.g. a bank snapshot) and `load_item` turns an item into what a worker needs;
+- service side (has the Store): `build_items` turns a request into persisted items, `context_key` names the
+  job's shared context cheaply (e.g. its banks and their revisions), `prepare` builds that context's payload
+  (e.g. a bank snapshot; once per key, see `workers.pool.ContextRefs`) and `load_item` turns an item into what
+  a worker needs;
 - worker side (a Ray actor, no Store): `setup` turns the context payload into something ready to use (built once
   per actor and context key), `run_item` computes one item.
 """
@@ -46,11 +48,15 @@ class JobType:
     params_model: type[BaseModel]
     roles: tuple[str, ...]
     build_items: Callable[..., list[dict]]
-    prepare: Callable[..., tuple[str, Any]]
     load_item: Callable[..., dict]
-    setup: Callable[[Any], Any]
     run_item: Callable[[Any, dict, dict], ItemOutcome]
+    context_key: Callable[..., str] | None = None  # None: the job type has no shared context
+    prepare: Callable[..., Any] = lambda _store, _params: None
+    setup: Callable[[Any], Any] = lambda payload: payload
     report_csv: Callable[[list[dict]], str] | None = None
+
+    def key_for(self, store: Any, params: dict) -> str:
+        return self.context_key(store, params) if self.context_key else self.name
 
 
 _REGISTRY: dict[str, JobType] = {}
@@ -59,13 +65,7 @@ _REGISTRY: dict[str, JobType] = {}
 def job_types() -> dict[str, JobType]:
     if not _REGISTRY:
         for module_name in JOB_MODULES:
-            try:
-                module = importlib.import_module(module_name)
-            except ModuleNotFoundError as exc:
-                if exc.name != module_name:
-                    raise
-                continue
-            for job_type in module.JOB_TYPES:
+            for job_type in importlib.import_module(module_name).JOB_TYPES:
                 _REGISTRY[job_type.name] = job_type
     return _REGISTRY
 

@@ -14,9 +14,11 @@ from imaging import DecodeError, PdqHash, decode, digests, pdq
 from imaging.matching import QueryHashes, match_banks
 from storage import Store
 from workers import match_batch
+from workers.pool import ContextRefs
 
 SYNC_TIMEOUT_S = 120
 _matchers: dict[str, Any] = {}
+_bank_snapshots = ContextRefs()
 
 
 @ray.remote(num_cpus=0, max_retries=2)
@@ -54,8 +56,8 @@ def hash_file(data: bytes) -> dict:
 
 
 def lookup(store: Store, pdq_hex: str, banks: list[str], threshold: int | None = None) -> list[dict]:
-    context_key, snapshot = match_batch.prepare(store, {"banks": banks})
-    return _result(_lookup.remote(context_key, [ray.put(snapshot)], pdq_hex, threshold))
+    context_key, snapshot_ref = _bank_snapshots.get(match_batch.JOB_TYPES[0], store, {"banks": banks})
+    return _result(_lookup.remote(context_key, [snapshot_ref], pdq_hex, threshold))
 
 
 @ray.remote(num_cpus=0, max_retries=2)
