@@ -112,17 +112,28 @@ def _substring_keys(words: np.ndarray, starts: tuple[int, ...], lengths: tuple[i
     A substring spans one word or straddles two; both cases are one formula,
     ((first << left) | (second >> right) * straddles) >> down, with every shift below 64.
     """
-    starts, lengths = np.asarray(starts), np.asarray(lengths)
-    first_word, offset = np.divmod(starts, 64)
-    end = offset + lengths  # bit after the substring, counted from the first word's top
+    first_word, second_word, left, right, straddles, down, mask = _substring_shifts(starts, lengths)
+    first = words[:, first_word] << left
+    second = (words[:, second_word] >> right) * straddles
+    return (((first | second) >> down) & mask).astype(np.int64)
+
+
+@lru_cache(maxsize=256)
+def _substring_shifts(starts: tuple[int, ...], lengths: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """The word indices, shifts and masks of `_substring_keys`, computed once per table layout (a lookup
+    would otherwise spend more time on these small arrays than on a sparse bank's buckets)."""
+    starts_array, lengths_array = np.asarray(starts), np.asarray(lengths)
+    first_word, offset = np.divmod(starts_array, 64)
+    end = offset + lengths_array  # bit after the substring, counted from the first word's top
     straddles = end > 64
     left = np.where(straddles, end - 64, 0).astype(np.uint64)
     right = np.where(straddles, 128 - end, 63).astype(np.uint64)
     down = np.where(straddles, 0, 64 - end).astype(np.uint64)
-    mask = ((np.uint64(1) << lengths.astype(np.uint64)) - np.uint64(1)).astype(np.uint64)
-    first = words[:, first_word] << left
-    second = (words[:, np.minimum(first_word + 1, _WORDS - 1)] >> right) * straddles.astype(np.uint64)
-    return (((first | second) >> down) & mask).astype(np.int64)
+    mask = ((np.uint64(1) << lengths_array.astype(np.uint64)) - np.uint64(1)).astype(np.uint64)
+    shifts = (first_word, np.minimum(first_word + 1, _WORDS - 1), left, right, straddles.astype(np.uint64), down, mask)
+    for array in shifts:
+        array.flags.writeable = False
+    return shifts
 
 
 def _stable_argsort(keys: np.ndarray, bits: int) -> np.ndarray:
@@ -192,9 +203,17 @@ def _choose_lengths(rows: int) -> tuple[int, ...]:
     return min(options, key=lambda lengths: _plan_radii(lengths, rows, 31)[1])
 
 
+@lru_cache(maxsize=256)
 def _key_bases(lengths: tuple[int, ...]) -> np.ndarray:
     """Where each table's buckets start in the concatenated offsets array."""
-    return np.concatenate(([0], np.cumsum([1 << bits for bits in lengths]))).astype(np.int64)
+    bases = np.concatenate(([0], np.cumsum([1 << bits for bits in lengths]))).astype(np.int64)
+    bases.flags.writeable = False
+    return bases
+
+
+@lru_cache(maxsize=256)
+def _starts(lengths: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(np.cumsum((0,) + lengths[:-1]).tolist())
 
 
 @dataclass
@@ -273,8 +292,7 @@ class _Segment:
             return self._scan(queries, max_distance)
         table_of_probe, flip_of_probe = plan
         probes = len(flip_of_probe)
-        starts = tuple(np.cumsum((0,) + self.lengths[:-1]).tolist())
-        query_keys = _substring_keys(queries, starts, self.lengths) + _key_bases(self.lengths)[:-1]
+        query_keys = _substring_keys(queries, _starts(self.lengths), self.lengths) + _key_bases(self.lengths)[:-1]
         group = max(1, _BLOCK // probes)
         hits_q, hits_row, hits_dist = [], [], []
         for first in range(0, len(queries), group):
