@@ -1,15 +1,24 @@
 """Matching query hashes against a bank of identified records: what a match *is*, apart from how it is indexed.
 
-A bank is held as exact-digest dictionaries (MD5, SHA-1, SHA-256) plus a `HammingIndex` over its PDQ hashes.
-Exact digests match whatever the image quality; PDQ matches need quality >= PDQ_MIN_QUALITY on the query
-(Meta's rule: weaker hashes are too unreliable to act on) and distance <= the threshold.
-A record can carry further PDQ hashes of robust variants of its image (`variant_hashes`, a list of
-`(kind, hex)`, from `imaging.robust.bank_variants`), and a query further probes (`QueryHashes.variants`, from
-`imaging.robust.query_variants`), all at the same threshold. A match reports the rule that made it: `pdq` only
-for the query's own hash on the record's own hash; a variant's kind when one side used one (`pdq_trimmed`: the
-query's border was cut, `pdq_crop`: a stored crop matched); both joined when both did (`pdq_trimmed+dihedral`:
-a bordered mirror image). Where several rules match one record the plainest is reported (`KIND_ORDER`), with
-its own distance. Kinds: sha256, md5, sha1, pdq, pdq_dihedral, pdq_trimmed, pdq_crop, pdq_rotated, pdq_band.
+A bank is held as exact-digest dictionaries (MD5, SHA-1, SHA-256) plus three `HammingIndex`es of PDQ-style
+hashes. Exact digests match whatever the image quality; PDQ matches need quality >= PDQ_MIN_QUALITY on the query
+(Meta's rule: weaker hashes are too unreliable to act on). The rules, each reported as its own `kind`:
+
+- the query's PDQ hash (and its probes: `QueryHashes.variants` from `imaging.robust.query_variants`) against
+  each record's own PDQ hash, at distance <= the threshold (31 unless the bank or the job sets another);
+- the same probes against the record's stored variants (`variant_hashes`, `(kind, hex)` pairs from
+  `imaging.robust.bank_variants`) at distance <= min(threshold, VARIANT_THRESHOLD): each record offers 18 of
+  them, so a tighter radius keeps a chance near-collision with some variant of an unrelated record no likelier
+  than one with its own hash, and it makes that lookup several times cheaper (docs/robustness.md);
+- the query's region hashes (`QueryHashes.regions`, `imaging.regions`) against the record's stored regions
+  (`pdq_region` rows) at distance <= REGION_THRESHOLD, and only when at least REGIONS_NEEDED different query
+  regions meet REGIONS_NEEDED different stored ones: one square can be a common texture, two are the picture.
+  The reported distance is the weaker of the two best region pairs.
+
+A match names the rule: `pdq` only for the query's own hash on the record's own hash; a variant's kind when one
+side used one (`pdq_trimmed`: the query's border was cut, `pdq_crop`: a stored crop matched); both joined when
+both did (`pdq_trimmed+dihedral`: a bordered mirror image); `pdq_region` for regions. Where several rules match
+one record the plainest is reported (`KIND_ORDER`), with its own distance.
 """
 from __future__ import annotations
 
@@ -25,11 +34,17 @@ from imaging.digests import digests
 from imaging.hashes import PdqHash
 from imaging.index import HammingIndex
 from imaging.pdq import PDQ_MIN_QUALITY, PDQ_THRESHOLD, pdq
+from imaging.regions import REGION_KIND
 from imaging.robust import bank_variants
 
 EXACT_KINDS = ("sha256", "md5", "sha1")
 KIND_ORDER = {"sha256": 0, "md5": 1, "sha1": 2, "pdq": 3, "pdq_dihedral": 4, "pdq_trimmed": 5, "pdq_crop": 6,
-              "pdq_rotated": 7, "pdq_band": 8}  # joined kinds sort after these
+              "pdq_rotated": 7, "pdq_band": 8}  # joined kinds and pdq_region sort after these
+# Set on bench/robustness.py (docs/robustness.md): variants at 20 keep all but 0.4% of their recall at 31;
+# regions at 16 with two needed make no false match among the benchmark's distinct pictures.
+VARIANT_THRESHOLD = 20
+REGION_THRESHOLD = 16
+REGIONS_NEEDED = 2
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,7 @@ class QueryHashes:
     quality: int | None = None
     dihedral: tuple[PdqHash, ...] = ()
     variants: tuple[tuple[str, PdqHash], ...] = field(default=())
+    regions: tuple[PdqHash, ...] = ()
 
     @property
     def pdq_usable(self) -> bool:
@@ -81,29 +97,18 @@ class BankMatcher:
         self.threshold = PDQ_THRESHOLD if threshold is None else threshold
         self.entries = list(entries)
         self._exact: dict[str, dict[str, list[int]]] = {kind: defaultdict(list) for kind in EXACT_KINDS}
-        rows: list[bytes] = []
-        row_entry: list[int] = []
-        row_kind: list[str] = []
+        rows: dict[str, list[tuple[int, str, bytes]]] = {"own": [], "variant": [], "region": []}
         for i, entry in enumerate(self.entries):
             for kind in EXACT_KINDS:
                 value = getattr(entry, kind)
                 if value:
                     self._exact[kind][value.lower()].append(i)
             if entry.pdq:
-                rows.append(bytes.fromhex(entry.pdq))
-                row_entry.append(i)
-                row_kind.append("pdq")
+                rows["own"].append((i, "pdq", bytes.fromhex(entry.pdq)))
             for kind, hex_value in entry.variant_hashes:
-                rows.append(bytes.fromhex(hex_value))
-                row_entry.append(i)
-                row_kind.append(kind)
-        self._row_entry = np.asarray(row_entry, dtype=np.int64)
-        self._row_kind = row_kind
+                rows["region" if kind == REGION_KIND else "variant"].append((i, kind, bytes.fromhex(hex_value)))
         self._legacy_rows = any(entry.pdq and not entry.variant_hashes for entry in self.entries)
-        self.index = HammingIndex()
-        if rows:
-            hashes = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(-1, 32)
-            self.index.add(hashes, np.arange(len(rows), dtype=np.int64))
+        self._indexes = {name: _RowIndex(found) for name, found in rows.items()}
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -135,16 +140,56 @@ class BankMatcher:
             if value:
                 for entry_idx in self._exact[kind].get(value.lower(), ()):
                     offer(entry_idx, kind, 0)
-        probes = self.probes(query) if len(self.index) else []
-        if probes:
-            found = self.index.search(
-                np.stack([np.frombuffer(h.to_bytes(), dtype=np.uint8) for _, h in probes]), threshold)
-            for (probe_kind, _), (row_ids, distances) in zip(probes, found):
-                for row, distance in zip(row_ids.tolist(), distances.tolist()):
-                    offer(int(self._row_entry[row]), match_kind(probe_kind, self._row_kind[row]), int(distance))
+        probes = self.probes(query)
+        for rows, radius in ((self._indexes["own"], threshold),
+                             (self._indexes["variant"], min(threshold, VARIANT_THRESHOLD))):
+            for probe, _, entry_idx, stored_kind, distance in rows.search([h for _, h in probes], radius):
+                offer(entry_idx, match_kind(probes[probe][0], stored_kind), distance)
+        for entry_idx, distance in self._region_matches(query.regions):
+            offer(entry_idx, REGION_KIND, distance)
         matches = [Match(self.name, self.entries[i].record_id, self.entries[i].victim_id, kind, distance)
                    for i, (kind, distance) in best.items()]
         return sorted(matches, key=lambda m: (m.distance, KIND_ORDER.get(m.kind, 9), m.record_id))
+
+
+    def _region_matches(self, regions: Sequence[PdqHash]) -> list[tuple[int, int]]:
+        """(entry, distance) of every record with REGIONS_NEEDED of its regions among the query's."""
+        hits: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+        for probe, row, entry_idx, _, distance in self._indexes["region"].search(regions, REGION_THRESHOLD):
+            hits[entry_idx].append((probe, row, distance))
+        found = []
+        for entry_idx, pairs in hits.items():
+            best: dict[int, int] = {}
+            for probe, _, distance in pairs:
+                best[probe] = min(distance, best.get(probe, distance))
+            if len(best) >= REGIONS_NEEDED and len({row for _, row, _ in pairs}) >= REGIONS_NEEDED:
+                found.append((entry_idx, sorted(best.values())[REGIONS_NEEDED - 1]))
+        return found
+
+
+class _RowIndex:
+    """Rows of one rule (records' own hashes, their variants or their regions) in a HammingIndex, each row
+    remembering its record and kind."""
+
+    def __init__(self, rows: Sequence[tuple[int, str, bytes]]):
+        self.entry = np.asarray([entry_idx for entry_idx, _, _ in rows], dtype=np.int64)
+        self.kind = [kind for _, kind, _ in rows]
+        self.index = HammingIndex()
+        if rows:
+            hashes = np.frombuffer(b"".join(value for _, _, value in rows), dtype=np.uint8).reshape(-1, 32)
+            self.index.add(hashes, np.arange(len(rows), dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def search(self, probes: Sequence[PdqHash], radius: int) -> list[tuple[int, int, int, str, int]]:
+        """(probe position, row, record, stored kind, distance) of every row within `radius` of a probe."""
+        if not probes or not len(self.index):
+            return []
+        found = self.index.search(np.stack([np.frombuffer(h.to_bytes(), dtype=np.uint8) for h in probes]), radius)
+        return [(probe, row, int(self.entry[row]), self.kind[row], int(distance))
+                for probe, (rows, distances) in enumerate(found)
+                for row, distance in zip(rows.tolist(), distances.tolist())]
 
 
 def match_kind(probe_kind: str, stored_kind: str) -> str:

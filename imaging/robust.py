@@ -7,9 +7,10 @@ extra hashes put the framing back:
 
 - the bank enumerates (`bank_variants`, stored per record as `extra_hashes`, reported under these kinds):
   `pdq_dihedral` the mirror image and the three right-angle turns in both hands (all seven flips and turns);
-  `pdq_rotated` turns of +-2.5 and +-4.5 degrees on the same canvas, corners black; `pdq_crop` the centre
+  `pdq_rotated` turns of +-1.5, +-3 and +-4.5 degrees on the same canvas, corners black; `pdq_crop` the centre
   crop to 90% of each side and the centred square, in both hands; `pdq_band` the middle 70% of the rows;
-  `pdq_trimmed` the picture inside its border, in both hands, when the enrolled image itself has one;
+  `pdq_trimmed` the picture inside its border, in both hands, when the enrolled image itself has one; and
+  `pdq_region` the hashes of its salient squares (`imaging.regions`), for crops off the stored ones and overlays;
 - the query normalises (`query_variants`): `trim_borders` cuts letterbox bars, padding and the page around a
   screenshot (`pdq_trimmed`); `fill_corners` paints the canvas corners of a picture turned on a non-black
   canvas black, as the bank's turned variants have them (`pdq_rotated`); `uncaptioned` cuts meme captions
@@ -18,15 +19,9 @@ extra hashes put the framing back:
 Flips and turns live on the bank side, so a plain photo is looked up with its own hash alone and each probe
 covers all of a record's rows: lookup time grows with probes much more than with rows (HammingIndex is
 multi-index hashing). Variants are hashed from a copy at most 512 pixels on its longer side and kept only at
-PDQ quality >= 50; every match still needs distance <= the bank's threshold (31 by default).
-
-Operating point, measured by `python -m bench.robustness` (27 distinct fixture photos x 76 edits in 11
-classes): mean recall 0.91 against 0.49 for plain PDQ, no false match (the closest record of another picture
-is 84 bits away over every probe and stored variant), 17 bank hashes per record (1.9 KB of index per record),
-lookup at 1M records 2.6-2.9x plain PDQ back to back and 1.9-2.2x with the caches flushed between lookups as
-in the worker. Not covered: crops other than the stored ones (PDQ allows an edge to move ~1% of the picture),
-turns on a textured canvas, stickers and other opaque overlays of 5% or more, captions in other styles, and a
-mirror image combined with a small turn or a caption.
+PDQ quality >= 50. A query's probes match a record's own hash within the bank's threshold (31 by default) and
+its stored variants within `imaging.matching.VARIANT_THRESHOLD` (20); the rules and their measured recall,
+false matches, memory and lookup cost are in docs/robustness.md.
 
 Border, corner and caption constants were set on the shared fixtures (bench and tests/test_robust.py):
 at BORDER_TOLERANCE 16 a phone screenshot's dark status bar (RGB 20 on black) counts as picture, at 32 the sand
@@ -44,9 +39,10 @@ from scipy import ndimage
 
 from imaging.hashes import PdqHash
 from imaging.pdq import PDQ_MIN_QUALITY, pdq
+from imaging.regions import REGION_KIND, region_hashes
 
 VARIANT_SIDE = 512  # variants are hashed from a copy this size: PDQ works at 64x64, and enrolment stays fast
-SMALL_ANGLES = (-4.5, -2.5, 2.5, 4.5)  # each covers about +-1 degree around it (turns of 1-5 degrees)
+SMALL_ANGLES = (-4.5, -3.0, -1.5, 1.5, 3.0, 4.5)  # each within VARIANT_THRESHOLD of turns about 0.75 degree off
 CROP_SCALES = (0.9,)
 SQUARE_TOLERANCE = 0.05  # |log(aspect)| below which a picture counts as square already
 CAPTION_FREE_BAND = (0.15, 0.85)
@@ -211,8 +207,8 @@ def _centre_crops(rgb: np.ndarray) -> list[np.ndarray]:
 
 def bank_variants(rgb: np.ndarray) -> list[tuple[str, PdqHash]]:
     """Extra hashes a bank stores for an enrolled image, beside its plain PDQ hash: its mirror image and
-    right-angle turns (all seven), small turns, centre crops in both hands and, if it has one, the picture
-    inside its border in both hands."""
+    right-angle turns (all seven), small turns, centre crops in both hands, the middle band, the picture inside
+    its border in both hands if it has one, and its region hashes."""
     image = _working_copy(rgb)
     variants = _strong("pdq_dihedral", image[:, ::-1])
     for turns in (1, 2, 3):
@@ -226,7 +222,7 @@ def bank_variants(rgb: np.ndarray) -> list[tuple[str, PdqHash]]:
     trimmed = trim_borders(rgb)
     if trimmed is not None:
         variants += _both_hands("pdq_trimmed", trimmed)
-    return variants
+    return variants + [(REGION_KIND, region) for region in region_hashes(rgb)]
 
 
 def query_variants(rgb: np.ndarray) -> list[tuple[str, PdqHash]]:

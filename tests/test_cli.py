@@ -131,7 +131,7 @@ def test_bank_add_stores_robust_variants_that_match_a_letterboxed_copy(fimg, fix
     boxed = tmp_path / "letterboxed.png"
     Image.fromarray(np.concatenate([bars, picture, bars])).save(boxed)
     mirrored = tmp_path / "mirrored-crop.png"
-    Image.fromarray(picture[:, ::-1][40:-40, 64:-64]).save(mirrored)
+    Image.fromarray(picture[:, ::-1][50:-50, 80:-80]).save(mirrored)
     report = tmp_path / "r.jsonl"
     fimg("match", boxed, mirrored, "--bank", "robust", "--json", "--out", report)
     rows = {Path(r["path"]).name: r for r in map(json.loads, report.read_text().splitlines())}

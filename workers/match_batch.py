@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from imaging import DecodeError, PdqHash, decode, digests, pdq_dihedral
 from imaging.matching import BankEntry, BankMatcher, QueryHashes, match_banks, report_status, variant_hashes
+from imaging.regions import QUERY_REGIONS, region_hashes
 from imaging.robust import query_variants
 from storage import Principal, Store
 from workers.inputs import load_upload_item, upload_items
@@ -114,7 +115,8 @@ def run_item(matchers: list[BankMatcher], params: dict, item: dict) -> ItemOutco
         hashes, quality = pdq_dihedral(decoded.rgb)
         query = QueryHashes(**base, pdq=hashes[0], quality=quality,
                             dihedral=tuple(hashes) if params.get("dihedral", True) else (),
-                            variants=tuple(query_variants(decoded.rgb)))
+                            variants=tuple(query_variants(decoded.rgb)),
+                            regions=tuple(region_hashes(decoded.rgb, QUERY_REGIONS)))
     matches = match_banks(query, matchers, params.get("threshold"))
     result = {"sha256": query.sha256, "md5": query.md5, "sha1": query.sha1,
               "pdq": str(query.pdq) if query.pdq else None, "quality": query.quality,
