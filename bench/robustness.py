@@ -60,7 +60,7 @@ DISTINCT = [
 RELATED = {frozenset(("group-two-people", "obama-3")), frozenset(("group-two-people", "biden-1"))}
 MAX_SIDE = 1024
 SEED = 20240601
-LOOKUP_BLOCKS, LOOKUP_BLOCK = 15, 40
+LOOKUP_BLOCKS, LOOKUP_BLOCK = 25, 40
 
 Transform = Callable[[Image.Image, np.random.Generator], Image.Image]
 
@@ -468,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
                   for hex_value in [h.entry.pdq, *(v for k, v in h.entry.variant_hashes if k != REGION_KIND)]]
     rows = np.stack([np.frombuffer(bytes.fromhex(v), np.uint8) for _, v in whole_rows])
     row_owner = np.array([name for name, _ in whole_rows])
+    unrelated_rows = {name: np.array([n != name and not related(name, n) for n in row_owner]) for name in names}
     region_rows = {h.name: np.frombuffer(b"".join(bytes.fromhex(v) for k, v in h.entry.variant_hashes
                                                   if k == REGION_KIND), np.uint8).reshape(-1, 32) for h in hashed}
 
@@ -495,10 +496,9 @@ def main(argv: list[str] | None = None) -> int:
             query_probes = matcher.probes(query)
             probes.append(len(query_probes))
             region_probes.append(len(query.regions))
-            others = np.array([n != h.name and not related(h.name, n) for n in row_owner])
             if query_probes:
                 packed = np.stack([np.frombuffer(p.to_bytes(), np.uint8) for _, p in query_probes])
-                distances = np.unpackbits(rows[others][None] ^ packed[:, None], axis=2).sum(axis=2)
+                distances = np.unpackbits(rows[unrelated_rows[h.name]][None] ^ packed[:, None], axis=2).sum(axis=2)
                 closest_ours = min(closest_ours, int(distances.min()))
             if query.regions:
                 packed = np.stack([np.frombuffer(p.to_bytes(), np.uint8) for p in query.regions])

@@ -8,8 +8,8 @@ hashes. Exact digests match whatever the image quality; PDQ matches need quality
   each record's own PDQ hash, at distance <= the threshold (31 unless the bank or the job sets another);
 - the same probes against the record's stored variants (`variant_hashes`, `(kind, hex)` pairs from
   `imaging.robust.bank_variants`) at distance <= min(threshold, VARIANT_THRESHOLD): each record offers 18 of
-  them, so a tighter radius keeps a chance near-collision with some variant of an unrelated record no likelier
-  than one with its own hash, and it makes that lookup several times cheaper (docs/robustness.md);
+  them, so a tighter radius offsets 18 chances of a near-collision with an unrelated record instead of one, and
+  it makes that lookup several times cheaper (docs/robustness.md);
 - the query's region hashes (`QueryHashes.regions`, `imaging.regions`) against the record's stored regions
   (`pdq_region` rows) at distance <= REGION_THRESHOLD, and only when at least REGIONS_NEEDED different query
   regions meet REGIONS_NEEDED different stored ones: one square can be a common texture, two are the picture.
@@ -41,9 +41,10 @@ EXACT_KINDS = ("sha256", "md5", "sha1")
 KIND_ORDER = {"sha256": 0, "md5": 1, "sha1": 2, "pdq": 3, "pdq_dihedral": 4, "pdq_trimmed": 5, "pdq_crop": 6,
               "pdq_rotated": 7, "pdq_band": 8}  # joined kinds and pdq_region sort after these
 # Set on bench/robustness.py (docs/robustness.md): variants at 20 keep all but 0.4% of their recall at 31;
-# regions at 16 with two needed make no false match among the benchmark's distinct pictures.
+# regions at 14 with two needed make no false match among the benchmark's distinct pictures (region hashes have
+# 128 set bits, so their distances are even: 14 is the step below 16).
 VARIANT_THRESHOLD = 20
-REGION_THRESHOLD = 16
+REGION_THRESHOLD = 14
 REGIONS_NEEDED = 2
 
 

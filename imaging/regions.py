@@ -32,9 +32,9 @@ DETECT_SIDE = 256
 HASH_SIDE = 512  # squares are cut from a grey copy this size (64x64 per square needs no more)
 MIN_SIDE = 32
 MIN_BLOB_SIZE = 0.03
-SQUARE_PER_BLOB = 4.0
+SQUARE_PER_BLOB = 6.0
 BANK_REGIONS = 8  # stored per record
-QUERY_REGIONS = 6  # looked up per query: each costs a probe; 6 keep all but 0.2% of 8's recall (bench)
+QUERY_REGIONS = 5  # looked up per query: each costs a probe; 5 keep all but 0.4% of 8's recall (bench)
 
 _sift = None
 
