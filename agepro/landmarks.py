@@ -1,4 +1,5 @@
-"""Anthropometric landmarks on the 478-point MediaPipe face mesh (refine_landmarks=True order) and the face frame.
+"""Anthropometric landmarks on the 478-point MediaPipe face mesh (refine_landmarks=True order; the indices are
+`biometrics.topology`'s) and the face frame.
 
 The mesh has no true trichion (hairline) or glabella; the nearest stable mesh points stand in for them:
 
@@ -25,25 +26,25 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-MESH_POINTS = 478
-TRICHION = 10
-GLABELLA = 9
-NASION = 168
-SUBNASALE = 2
-MENTON = 152
-GONION_PAIR = (172, 397)
-IRIS_CENTRES = (468, 473)
-EYES = (
-    # right eye contour, right iris, left eye contour, left iris
-    7, 33, 133, 144, 145, 153, 154, 155, 157, 158, 159, 160, 161, 163, 173, 246,
-    468, 469, 470, 471, 472,
-    249, 263, 362, 373, 374, 380, 381, 382, 384, 385, 386, 387, 388, 390, 398, 466,
-    473, 474, 475, 476, 477,
+from biometrics.topology import (
+    GLABELLA,
+    GONION_PAIR,
+    LEFT_EYE,
+    LEFT_IRIS,
+    LEFT_IRIS_CENTER,
+    MENTON,
+    N_POINTS,
+    NASION,
+    RIGHT_EYE,
+    RIGHT_IRIS,
+    RIGHT_IRIS_CENTER,
+    SUBNASALE,
+    TRICHION,
 )
-FACE_OVAL = (
-    10, 109, 67, 103, 54, 21, 162, 127, 234, 93, 132, 58, 172, 136, 150, 149, 176, 148,
-    152, 377, 400, 378, 379, 365, 397, 288, 361, 323, 454, 356, 389, 251, 284, 332, 297, 338,
-)
+
+# The eye band: both eye contours and irises.
+EYES = RIGHT_EYE + RIGHT_IRIS + LEFT_EYE + LEFT_IRIS
+
 LANDMARK_INDICES = {
     "trichion_proxy": TRICHION,
     "glabella": GLABELLA,
@@ -51,15 +52,15 @@ LANDMARK_INDICES = {
     "subnasale": SUBNASALE,
     "menton": MENTON,
     "gonion_proxies": list(GONION_PAIR),
-    "iris_centres": list(IRIS_CENTRES),
+    "iris_centres": [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER],
 }
 
 
 def mesh_points(mesh) -> np.ndarray:
     """(478, 2) float64 pixel coordinates from a biometrics ``Mesh`` or an array."""
     points = np.asarray(getattr(mesh, "points", mesh), dtype=np.float64)
-    if points.shape != (MESH_POINTS, 2) or not np.all(np.isfinite(points)):
-        raise ValueError(f"expected a ({MESH_POINTS}, 2) finite landmark array, got shape {points.shape}")
+    if points.shape != (N_POINTS, 2) or not np.all(np.isfinite(points)):
+        raise ValueError(f"expected a ({N_POINTS}, 2) finite landmark array, got shape {points.shape}")
     return points
 
 
@@ -73,7 +74,7 @@ class FaceFrame:
 
     @classmethod
     def from_points(cls, points: np.ndarray) -> "FaceFrame":
-        right, left = points[IRIS_CENTRES[0]], points[IRIS_CENTRES[1]]
+        right, left = points[RIGHT_IRIS_CENTER], points[LEFT_IRIS_CENTER]
         u_axis = (left - right) / np.linalg.norm(left - right)
         v_axis = np.array([-u_axis[1], u_axis[0]])
         origin = (right + left) / 2

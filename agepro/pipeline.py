@@ -1,11 +1,13 @@
-"""Bytes in, labelled artefacts and provenance out: the convenience entry point for the service and the CLI."""
+"""A decoded photo and its face mesh in, labelled artefacts and provenance out. Decoding and face detection are
+the caller's (see ``workers.age_progression.progress_photo``)."""
 from __future__ import annotations
 
-import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 import numpy as np
 
@@ -50,12 +52,25 @@ METHOD = {
 
 
 @dataclass(frozen=True)
-class FamilyPhoto:
-    """A relative's photo (encoded bytes), their age when it was taken and their relation to the child."""
+class ChosenFace:
+    """Which detected face of a photo a mesh belongs to, for the provenance: its index (left to right), its box
+    (x, y, w, h) and how many faces the photo held."""
 
-    data: bytes
+    index: int
+    box: tuple[int, int, int, int]
+    faces_detected: int
+
+
+@dataclass(frozen=True)
+class FamilyFace:
+    """A relative: the face mesh from their photo (a biometrics ``Mesh`` or a (478, 2) array), their age in it,
+    their relation to the child, the SHA-256 of the photo's original bytes and which of its faces the mesh is."""
+
+    mesh: Any
     age: float
     relation: str
+    sha256: str
+    face: ChosenFace
 
 
 @dataclass
@@ -88,21 +103,15 @@ def code_version() -> str:
         return "unknown (fimg not installed)"
 
 
-def run_age_progression(
-    image_bytes: bytes,
+def check_parameters(
     age: float,
     sex: str,
-    target_ages: list[float],
-    family: list[FamilyPhoto | tuple[bytes, float, str]] = (),
-    face_index: int | None = None,
+    target_ages: Sequence[float] | float,
     label: str = DEFAULT_LABEL,
     family_weight: float = DEFAULT_FAMILY_WEIGHT,
-) -> AgeProgressionResult:
-    """Progress the face in ``image_bytes`` from ``age`` to every age in ``target_ages``.
-
-    ``family``: relatives' photos as ``FamilyPhoto`` or ``(bytes, age_at_photo, relation)``; ``family_weight``
-    (0-1, 0 disables) is how far the target proportions move toward theirs. Raises ``AgeProgressionError``.
-    """
+) -> tuple[float, str, list[float]]:
+    """The request's (age, sex, sorted distinct target ages), normalised; raises ``AgeProgressionError``. Callers
+    that decode and detect first run this before that costly work."""
     sex = normalise_sex(sex)
     age = check_age(age, "invalid_age", "current age")
     targets = _check_targets(age, target_ages)
@@ -110,27 +119,47 @@ def run_age_progression(
         raise AgeProgressionError("invalid_parameter", f"family weight must be in 0-1, not {family_weight}")
     if "{age}" not in label:
         raise AgeProgressionError("invalid_parameter", "the label must contain '{age}'")
+    return age, sex, targets
 
-    rgb = _decode(image_bytes, "invalid_image", "the photo")
-    faces = _detect(rgb)
-    if not faces:
-        raise AgeProgressionError("no_face", "no face was found in the photo")
-    if face_index is None:
-        if len(faces) > 1:
-            boxes = ", ".join(f"{i}: box {tuple(int(v) for v in f.box)}" for i, f in enumerate(faces))
-            raise AgeProgressionError(
-                "multiple_faces",
-                f"{len(faces)} faces found ({boxes}); pass a face index (CLI: --face-index) 0-{len(faces) - 1}",
-            )
-        face_index = 0
-    if not 0 <= face_index < len(faces):
+
+def check_relative(number: int, age: float, relation: str) -> float:
+    """Family photo ``number``'s (from 1) age at the photo as a float; raises ``AgeProgressionError``
+    (``invalid_family_photo``) for an age outside 1-120 or an empty relation."""
+    what = f"family photo {number} ({relation})"
+    try:
+        relative_age = float(age)
+    except (TypeError, ValueError):
+        raise AgeProgressionError("invalid_family_photo", f"{what}: age {age!r} is not a number") from None
+    if not 1 <= relative_age <= MAX_RELATIVE_AGE:
         raise AgeProgressionError(
-            "face_index_out_of_range", f"face index {face_index} is out of range: {len(faces)} face(s) found"
+            "invalid_family_photo", f"{what}: age at photo {relative_age:g} is outside 1-{MAX_RELATIVE_AGE}"
         )
-    mesh = _mesh(rgb, faces[face_index])
-    if mesh is None:
-        raise AgeProgressionError("no_mesh", "the face was found but its landmarks could not be placed")
+    if not str(relation).strip():
+        raise AgeProgressionError("invalid_family_photo", f"{what}: the relation is empty")
+    return relative_age
 
+
+def age_progression(
+    rgb: np.ndarray,
+    mesh,
+    age: float,
+    sex: str,
+    target_ages: Sequence[float] | float,
+    *,
+    source_sha256: str,
+    face: ChosenFace,
+    family: Sequence[FamilyFace] = (),
+    label: str = DEFAULT_LABEL,
+    family_weight: float = DEFAULT_FAMILY_WEIGHT,
+) -> AgeProgressionResult:
+    """Progress the face described by ``mesh`` (a biometrics ``Mesh`` or (478, 2) points) in the decoded HxWx3
+    uint8 ``rgb`` from ``age`` to every age in ``target_ages``.
+
+    ``source_sha256`` (of the photo's original bytes) and ``face`` go into the provenance. ``family``: relatives'
+    faces; ``family_weight`` (0-1, 0 disables) is how far the target proportions move toward theirs. Raises
+    ``AgeProgressionError``.
+    """
+    age, sex, targets = check_parameters(age, sex, target_ages, label, family_weight)
     relatives, relatives_provenance = _family_references(family)
     progressions: dict = {}
     images, overlays, meshes = {}, {}, {}
@@ -153,10 +182,10 @@ def run_age_progression(
         "kind": "age_progression",
         "disclaimer": "An approximation from population growth averages, not a likeness; for investigative "
         "leads only. Every output image carries the label.",
-        "input": {"sha256": hashlib.sha256(image_bytes).hexdigest(), "width": rgb.shape[1], "height": rgb.shape[0]},
-        "faces_detected": len(faces),
-        "face_index": face_index,
-        "face_box": [int(v) for v in faces[face_index].box],
+        "input": {"sha256": source_sha256, "width": rgb.shape[1], "height": rgb.shape[0]},
+        "faces_detected": face.faces_detected,
+        "face_index": face.index,
+        "face_box": [int(v) for v in face.box],
         "sex": sex,
         "age": age,
         "target_ages": [float(t) for t in targets],
@@ -200,65 +229,20 @@ def _age_key(age: float) -> int | float:
     return int(age) if float(age).is_integer() else float(age)
 
 
-def _decode(data: bytes, code: str, what: str) -> np.ndarray:
-    from imaging.decode import DecodeError, decode
-
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise AgeProgressionError(code, f"{what} must be encoded image bytes, not {type(data).__name__}")
-    try:
-        decoded = decode(bytes(data), scale_high_bit_depth=True)
-    except DecodeError as exc:
-        raise AgeProgressionError(code, f"{what} could not be decoded ({exc.code}): {exc.message}") from exc
-    return np.ascontiguousarray(decoded.rgb, dtype=np.uint8)
-
-
-def _detect(rgb: np.ndarray) -> list:
-    from biometrics import detect_faces
-
-    return detect_faces(rgb)
-
-
-def _mesh(rgb: np.ndarray, face) -> np.ndarray | None:
-    from biometrics import face_mesh
-
-    mesh = face_mesh(rgb, face)
-    return None if mesh is None else np.asarray(mesh.points, np.float64)
-
-
-def _family_references(family) -> tuple[tuple[FamilyReference, ...], list[dict]]:
+def _family_references(family: Sequence[FamilyFace]) -> tuple[tuple[FamilyReference, ...], list[dict]]:
     references, provenance = [], []
-    for number, entry in enumerate(family, start=1):
-        photo = entry if isinstance(entry, FamilyPhoto) else FamilyPhoto(*entry)
-        what = f"family photo {number} ({photo.relation})"
-        try:
-            relative_age = float(photo.age)
-        except (TypeError, ValueError):
-            raise AgeProgressionError("invalid_family_photo", f"{what}: age {photo.age!r} is not a number") from None
-        if not 1 <= relative_age <= MAX_RELATIVE_AGE:
-            raise AgeProgressionError(
-                "invalid_family_photo", f"{what}: age at photo {relative_age:g} is outside 1-{MAX_RELATIVE_AGE}"
-            )
-        if not str(photo.relation).strip():
-            raise AgeProgressionError("invalid_family_photo", f"{what}: the relation is empty")
-        rgb = _decode(photo.data, "invalid_family_photo", what)
-        faces = _detect(rgb)
-        if not faces:
-            raise AgeProgressionError("invalid_family_photo", f"{what}: no face was found")
-        face_index = int(np.argmax([f.size for f in faces]))  # the most prominent face is the relative
-        mesh = _mesh(rgb, faces[face_index])
-        if mesh is None:
-            raise AgeProgressionError("invalid_family_photo", f"{what}: the face's landmarks could not be placed")
-        proportions = Proportions.measure(mesh)
-        sha = hashlib.sha256(photo.data).hexdigest()
-        references.append(FamilyReference(photo.relation, relative_age, proportions, sha))
+    for number, relative in enumerate(family, start=1):
+        relative_age = check_relative(number, relative.age, relative.relation)
+        proportions = Proportions.measure(relative.mesh)
+        references.append(FamilyReference(relative.relation, relative_age, proportions, relative.sha256))
         provenance.append(
             {
-                "relation": photo.relation,
+                "relation": relative.relation,
                 "age_at_photo": relative_age,
-                "sha256": sha,
-                "faces_detected": len(faces),
-                "face_used": face_index,
-                "sex_assumed_from_relation": relation_sex(photo.relation),
+                "sha256": relative.sha256,
+                "faces_detected": relative.face.faces_detected,
+                "face_used": relative.face.index,
+                "sex_assumed_from_relation": relation_sex(relative.relation),
                 "proportions": proportions.as_dict(),
             }
         )

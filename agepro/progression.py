@@ -24,18 +24,9 @@ from scipy.spatial import cKDTree
 
 from agepro.errors import AgeProgressionError
 from agepro.growth import MAX_AGE, MIN_AGE, GrowthFactors, check_age, growth, normalise_sex
-from agepro.landmarks import (
-    EYES,
-    FACE_OVAL,
-    GLABELLA,
-    MENTON,
-    SUBNASALE,
-    TRICHION,
-    FaceFrame,
-    Proportions,
-    mesh_points,
-)
+from agepro.landmarks import EYES, FaceFrame, Proportions, mesh_points
 from agepro.warp import fold_free_scale, signed_areas, triangulate, warp_image
+from biometrics.topology import FACE_OVAL, GLABELLA, MENTON, SUBNASALE, TRICHION
 
 # Head region in the face frame, as multiples of the face measures: the braincase reaches about as far above the
 # trichion proxy as the forehead is tall again; the head is a little wider than the face oval.

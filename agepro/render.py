@@ -11,7 +11,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from agepro.landmarks import FACE_OVAL, GLABELLA, MENTON, SUBNASALE, TRICHION, FaceFrame
+from agepro.landmarks import FaceFrame
+from biometrics.topology import FACE_OVAL, GLABELLA, MENTON, SUBNASALE, TRICHION
 
 DEFAULT_LABEL = "AGE PROGRESSION - APPROXIMATION, age {age}"
 ORIGINAL_LABEL = "ORIGINAL PHOTO, age {age}"

@@ -4,8 +4,9 @@
 
 Prints the one-off cost (decode, face detection, mesh), the core warp per target, the full per-target cost
 (warp, label, overlay, PNG encoding of every artefact) and ends with
-``s_per_target_age=.. targets=..``: the end-to-end time of ``run_age_progression(...).to_files()`` divided by the
-number of target ages (the one-off cost included, so it is an upper bound). Goal: <= 2 s.
+``s_per_target_age=.. targets=..``: the end-to-end time of ``workers.age_progression.progress_photo(...).to_files()``
+(photo bytes in) divided by the number of target ages (the one-off cost included, so it is an upper bound).
+Goal: <= 2 s.
 """
 from __future__ import annotations
 
@@ -48,15 +49,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    from agepro import ProgressionPlan, progress, run_age_progression
+    from agepro import ProgressionPlan, progress
     from biometrics import detect_faces, face_mesh
     from imaging.decode import decode
+    from workers.age_progression import progress_photo
 
     data = fixture_bytes(args.fixture)
     rgb = decode(data).rgb
     print(f"photo: {args.fixture} resized to {rgb.shape[1]}x{rgb.shape[0]}, cores: {len(os.sched_getaffinity(0))}")
 
-    run_age_progression(data, args.age, args.sex, args.targets[:1])  # load the models once
+    progress_photo(data, [], age=args.age, sex=args.sex, target_ages=args.targets[:1])  # load the models once
 
     started = time.perf_counter()
     rgb = decode(data).rgb
@@ -73,7 +75,7 @@ def main() -> None:
     totals = []
     for _ in range(args.repeat):
         started = time.perf_counter()
-        run_age_progression(data, args.age, args.sex, args.targets).to_files()
+        progress_photo(data, [], age=args.age, sex=args.sex, target_ages=args.targets).to_files()
         totals.append(time.perf_counter() - started)
     total = statistics.median(totals)
     per_target = total / len(args.targets)

@@ -70,7 +70,7 @@ def main() -> None:
     import uvicorn
 
     from api import create_app
-    from config import Settings
+    from fimg_service.config import Settings
 
     print(f"generating {args.distinct} 1024x1024 JPEGs and a {args.bank}-record bank ...", flush=True)
     images = synthetic_jpegs(args.distinct)
@@ -86,7 +86,9 @@ def main() -> None:
         while not server.started:
             time.sleep(0.1)
         url = "http://127.0.0.1:8765"
-        key = app.state.store.create_key("bench", "analyst")[1]
+        from fimg_service.usecases import LOCAL_ADMIN
+
+        key = app.state.application.keys.create(LOCAL_ADMIN, "bench", "analyst")[1]
         client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=600)
         client.post("/v1/banks", json={"name": "bench"}).raise_for_status()
         started = time.perf_counter()

@@ -37,9 +37,6 @@ def limit_to_one_core() -> int:
     cpu = min(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpu})
     cv2.setNumThreads(1)
-    import torch
-
-    torch.set_num_threads(1)
     return cpu
 
 
@@ -96,39 +93,29 @@ def run_pool(copies: int = 3) -> dict[str, float]:
     """Images per second of an extract_faces job through the dispatcher and Ray actors (all cores)."""
     import tempfile
 
-    import ray
-
-    from storage import LOCAL_ADMIN, Store
-    from workers.dispatcher import Dispatcher
-    from workers.pool import start_ray
-
-    def finish(store: Store, job_id: str) -> None:
-        while store.get_job(job_id).status in ("queued", "running"):
-            time.sleep(0.05)
+    from fimg_service.config import Settings
+    from fimg_service.usecases import LOCAL_ADMIN, Application, job_request
 
     with open(FACES / "identities.csv", newline="") as handle:
         files = [FACES / row["file"] for row in csv.DictReader(handle) if row["faces"] == "1"]
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(f"sqlite:///{tmp}/fimg.db", tmp)
-        store.create_schema()
-        items = [{"name": p.name, "input": {"upload": None, "sha256": store.put_blob(p.read_bytes())}} for p in files]
-        start_ray(None, None)
-        dispatcher = Dispatcher(store, chunk_size=2).start()
+        app = Application(Settings(data_dir=Path(tmp), database_url=f"sqlite:///{tmp}/fimg.db", ray_address=None,
+                                   num_cpus=None, max_upload_bytes=2**30, chunk_size=2))
+        app.start()
         try:
-            warm, _ = store.create_job(LOCAL_ADMIN, "extract_faces", {"embeddings": True},
-                                       items[: 2 * len(dispatcher.workers)])
-            dispatcher.wake()
-            finish(store, warm.id)
-            job, _ = store.create_job(LOCAL_ADMIN, "extract_faces", {"embeddings": True}, items * copies)
+            uploads, _ = app.uploads.add(LOCAL_ADMIN, [(p.name, p.read_bytes()) for p in files])
+            ids = [u.id for u in uploads]
+            warm, _ = app.jobs.submit(LOCAL_ADMIN, "extract_faces", job_request(ids[: 2 * app.workers]),
+                                      {"embeddings": True})
+            app.jobs.wait(LOCAL_ADMIN, warm.id, poll_s=0.05)
             start = time.perf_counter()
-            dispatcher.wake()
-            finish(store, job.id)
+            job, _ = app.jobs.submit(LOCAL_ADMIN, "extract_faces", job_request(ids * copies), {"embeddings": True})
+            app.jobs.wait(LOCAL_ADMIN, job.id, poll_s=0.05)
             elapsed = time.perf_counter() - start
-            workers = len(dispatcher.workers)
+            workers = app.workers
         finally:
-            dispatcher.stop()
-            ray.shutdown()
-    return {"pool_images_per_s": round(len(items) * copies / elapsed, 2), "pool_workers": workers}
+            app.close()
+    return {"pool_images_per_s": round(len(files) * copies / elapsed, 2), "pool_workers": workers}
 
 
 def main() -> None:

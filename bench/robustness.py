@@ -35,10 +35,9 @@ import pdqhash
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
 from imaging.index import HammingIndex
-from imaging.matching import (REGION_THRESHOLD, REGIONS_NEEDED, VARIANT_THRESHOLD, BankEntry, BankMatcher,
-                              QueryHashes)
+from imaging.matching import VARIANT_THRESHOLD, BankEntry, BankMatcher, QueryHashes
 from imaging.pdq import PDQ_MIN_QUALITY, PDQ_THRESHOLD, pdq, pdq_dihedral
-from imaging.regions import QUERY_REGIONS, REGION_KIND, region_hashes
+from imaging.regions import QUERY_REGIONS, REGION_KIND, REGION_THRESHOLD, REGIONS_NEEDED, region_hashes
 from imaging.robust import bank_variants, query_variants
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
@@ -339,7 +338,9 @@ def our_query(rgb: np.ndarray) -> QueryHashes:
 
 def our_entry(name: str, rgb: np.ndarray) -> BankEntry:
     hash_value, _ = pdq(rgb)
-    return BankEntry(name, pdq=str(hash_value), variant_hashes=tuple((k, str(h)) for k, h in bank_variants(rgb)))
+    variants = bank_variants(rgb)
+    return BankEntry(name, pdq=str(hash_value), variant_hashes=tuple((k, h) for k, h in variants if k != REGION_KIND),
+                     regions=tuple(h for k, h in variants if k == REGION_KIND))
 
 
 @dataclass
@@ -460,17 +461,17 @@ def main(argv: list[str] | None = None) -> int:
     names = [h.name for h in hashed]
     reference_bank = np.stack([h.reference[0] for h in hashed])
     matcher = BankMatcher("bench", [h.entry for h in hashed])
-    region_counts = [sum(kind == REGION_KIND for kind, _ in h.entry.variant_hashes) for h in hashed]
     shape = LookupShape(
-        variants_per_record=float(np.mean([len(h.entry.variant_hashes) for h in hashed]) - np.mean(region_counts)),
-        regions_per_record=float(np.mean(region_counts)), probes_per_query=0.0, regions_per_query=0.0)
-    whole_rows = [(h.name, hex_value) for h in hashed
-                  for hex_value in [h.entry.pdq, *(v for k, v in h.entry.variant_hashes if k != REGION_KIND)]]
-    rows = np.stack([np.frombuffer(bytes.fromhex(v), np.uint8) for _, v in whole_rows])
+        variants_per_record=float(np.mean([len(h.entry.variant_hashes) for h in hashed])),
+        regions_per_record=float(np.mean([len(h.entry.regions) for h in hashed])), probes_per_query=0.0,
+        regions_per_query=0.0)
+    whole_rows = [(h.name, value) for h in hashed
+                  for value in [bytes.fromhex(h.entry.pdq), *(v.to_bytes() for _, v in h.entry.variant_hashes)]]
+    rows = np.stack([np.frombuffer(v, np.uint8) for _, v in whole_rows])
     row_owner = np.array([name for name, _ in whole_rows])
     unrelated_rows = {name: np.array([n != name and not related(name, n) for n in row_owner]) for name in names}
-    region_rows = {h.name: np.frombuffer(b"".join(bytes.fromhex(v) for k, v in h.entry.variant_hashes
-                                                  if k == REGION_KIND), np.uint8).reshape(-1, 32) for h in hashed}
+    region_rows = {h.name: np.frombuffer(b"".join(r.to_bytes() for r in h.entry.regions), np.uint8).reshape(-1, 32)
+                   for h in hashed}
 
     recall: dict[str, tuple[list[bool], list[bool]]] = {name: ([], []) for name in ["original", *TRANSFORMS]}
     false_reference, false_ours, shared_content, kinds = [], [], set(), Counter()

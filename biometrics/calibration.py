@@ -1,6 +1,6 @@
 """Threshold calibration from labelled descriptors: genuine and impostor distance distributions, EER, and the
-threshold that meets a target false-match rate. Decision rule throughout: a pair matches when
-distance < threshold (as with SAME_PERSON_THRESHOLD)."""
+threshold that meets a target false-match rate. Decision rule throughout: `same_person` (distance <= threshold),
+the rule gallery search applies."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from biometrics.decision import same_person
 from biometrics.embedding import SAME_PERSON_THRESHOLD
 
 
@@ -17,8 +18,9 @@ class Calibration:
     """genuine / impostor: sorted distances of every same-label / different-label pair.
     eer: equal error rate (the minimum over thresholds of max(FMR, FNMR)); eer_threshold: the middle of the
     threshold interval that reaches it. threshold_at_target_fmr: the largest threshold whose FMR on these
-    impostor pairs is <= target_fmr; with fewer than 1 / target_fmr impostor pairs the target cannot be
-    resolved and this is the smallest impostor distance (FMR 0 here), see `target_fmr_resolved`."""
+    impostor pairs is <= target_fmr (just below the impostor distance whose acceptance would exceed it); with fewer
+    than 1 / target_fmr impostor pairs the target cannot be resolved and this is just below the smallest impostor
+    distance (FMR 0 here), see `target_fmr_resolved`."""
 
     genuine: np.ndarray
     impostor: np.ndarray
@@ -33,12 +35,12 @@ class Calibration:
         return len(self.impostor) * self.target_fmr >= 1
 
     def fmr(self, threshold: float) -> float:
-        """Fraction of impostor pairs with distance < threshold."""
-        return float(np.searchsorted(self.impostor, threshold, side="left")) / len(self.impostor)
+        """Fraction of impostor pairs `same_person` accepts at `threshold`."""
+        return float(np.count_nonzero(same_person(self.impostor, threshold))) / len(self.impostor)
 
     def fnmr(self, threshold: float) -> float:
-        """Fraction of genuine pairs with distance >= threshold."""
-        return 1.0 - float(np.searchsorted(self.genuine, threshold, side="left")) / len(self.genuine)
+        """Fraction of genuine pairs `same_person` rejects at `threshold`."""
+        return 1.0 - float(np.count_nonzero(same_person(self.genuine, threshold))) / len(self.genuine)
 
     def to_dict(self) -> dict:
         return {
@@ -88,7 +90,7 @@ def calibrate(embeddings: np.ndarray, labels: Sequence[str], target_fmr: float =
         eer=eer,
         eer_threshold=eer_threshold,
         target_fmr=target_fmr,
-        threshold_at_target_fmr=float(impostor[allowed_false_matches]),
+        threshold_at_target_fmr=float(np.nextafter(impostor[allowed_false_matches], -np.inf)),
     )
 
 
@@ -97,8 +99,9 @@ def _equal_error_rate(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float,
     # distinct distances plus one threshold below and one above them all.
     distinct = np.unique(np.concatenate([genuine, impostor]))
     candidates = np.concatenate([[distinct[0] - 1e-6], (distinct[:-1] + distinct[1:]) / 2, [distinct[-1] + 1e-6]])
-    fmr = np.searchsorted(impostor, candidates, side="left") / len(impostor)
-    fnmr = 1.0 - np.searchsorted(genuine, candidates, side="left") / len(genuine)
+    # Counted by bisection, as same_person would at every candidate: side="right" counts distances <= threshold.
+    fmr = np.searchsorted(impostor, candidates, side="right") / len(impostor)
+    fnmr = 1.0 - np.searchsorted(genuine, candidates, side="right") / len(genuine)
     worst = np.maximum(fmr, fnmr)
     best = np.flatnonzero(worst == worst.min())
     return float(worst.min()), float(candidates[best[len(best) // 2]])

@@ -8,16 +8,11 @@ import numpy as np
 from biometrics import _models
 from biometrics._image import require_rgb
 from biometrics.detection import Face
-from biometrics.mesh import (
-    LEFT_EYE_INNER,
-    LEFT_EYE_OUTER,
-    NOSE_BASE,
-    RIGHT_EYE_INNER,
-    RIGHT_EYE_OUTER,
-    Mesh,
-)
+from biometrics.mesh import Mesh
+from biometrics.topology import LEFT_EYE_INNER, LEFT_EYE_OUTER, RIGHT_EYE_INNER, RIGHT_EYE_OUTER, SUBNASALE
 
-# dlib's operating point on LFW (99.38 % accuracy): descriptors of one person are closer than this.
+# dlib's operating point on LFW (99.38 % accuracy): one person's descriptors lie within this distance
+# (see `decision.same_person`).
 SAME_PERSON_THRESHOLD = 0.6
 
 CHIP_SIZE = 150
@@ -27,7 +22,7 @@ CHIP_PADDING = 0.25
 _BOX_TO_DLIB = 0.93
 # dlib's 5 points in its order (subject's left eye outer and inner corner, right eye outer and inner, nose base)
 # as MediaPipe mesh indices.
-_MESH_FIVE_POINTS = (LEFT_EYE_OUTER, LEFT_EYE_INNER, RIGHT_EYE_OUTER, RIGHT_EYE_INNER, NOSE_BASE)
+_MESH_FIVE_POINTS = (LEFT_EYE_OUTER, LEFT_EYE_INNER, RIGHT_EYE_OUTER, RIGHT_EYE_INNER, SUBNASALE)
 _MAX_PREDICTOR_OFFSET = 0.2
 
 

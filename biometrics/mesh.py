@@ -11,26 +11,21 @@ import numpy as np
 from biometrics import _models
 from biometrics._image import require_rgb, square_crop
 from biometrics.detection import Face
-
-N_POINTS = 478
-
-# Indices into MediaPipe's canonical face mesh. "right"/"left" are the subject's, as in MediaPipe.
-RIGHT_IRIS_CENTER = 468
-LEFT_IRIS_CENTER = 473
-RIGHT_EYE_OUTER, RIGHT_EYE_INNER = 33, 133
-LEFT_EYE_OUTER, LEFT_EYE_INNER = 263, 362
-NOSE_TIP = 1
-NOSE_BASE = 2
-MOUTH_RIGHT, MOUTH_LEFT = 61, 291
-CHIN = 152
-FOREHEAD = 10
-RIGHT_CHEEK, LEFT_CHEEK = 234, 454
-# The face silhouette as a closed polygon, clockwise in the image from the top of the forehead
-# (MediaPipe's FACEMESH_FACE_OVAL edges walked in order).
-FACE_OVAL = (
-    10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
-    152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
-)  # fmt: skip
+from biometrics.topology import (
+    FACE_OVAL,
+    LEFT_CHEEK,
+    LEFT_EYE_OUTER,
+    LEFT_IRIS_CENTER,
+    MENTON,
+    MOUTH_LEFT,
+    MOUTH_RIGHT,
+    N_POINTS,
+    NOSE_TIP,
+    RIGHT_CHEEK,
+    RIGHT_EYE_OUTER,
+    RIGHT_IRIS_CENTER,
+    TRICHION,
+)
 
 # The crop handed to Face Mesh: the face box enlarged by this factor (Face Mesh runs its own short-range detector,
 # which needs the face to fill a good part of its input), resampled to a fixed side so cost does not grow with
@@ -91,7 +86,7 @@ class Mesh:
 
     @property
     def chin(self) -> tuple[float, float]:
-        return self.point(CHIN)
+        return self.point(MENTON)
 
     @property
     def outline(self) -> np.ndarray:
@@ -115,7 +110,7 @@ class Mesh:
         points = np.column_stack([self.points, self.z]).astype(np.float64)
         across = (points[[LEFT_EYE_OUTER, LEFT_CHEEK]] - points[[RIGHT_EYE_OUTER, RIGHT_CHEEK]]).sum(axis=0)
         across /= np.linalg.norm(across)
-        down = points[CHIN] - points[FOREHEAD]
+        down = points[MENTON] - points[TRICHION]
         down -= down.dot(across) * across
         down /= np.linalg.norm(down)
         yaw = math.degrees(math.atan2(across[2], math.hypot(across[0], across[1])))

@@ -21,19 +21,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import Any, Iterable
 
+from imaging import signals
+
 FIELDS = ("record_id", "victim_id", "pdq", "md5", "sha1", "sha256", "labels")
-HASH_HEX_LENGTHS = {"pdq": 64, "md5": 32, "sha1": 40, "sha256": 64}
 MAX_ID_LENGTH = 200
 LABEL_SEPARATOR = ";"
 FORMATS = ("csv", "jsonl")
 
-_HEX = re.compile(r"[0-9a-f]*")
 _FORMAT_OF_SUFFIX = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _FORMAT_OF_CONTENT_TYPE = {
     "text/csv": "csv",
@@ -215,9 +214,9 @@ def _record(fields: dict[str, Any]) -> BankRecord:
     record_id = _identifier(fields.get("record_id"), "record_id")
     if record_id is None:
         raise _RowInvalid("record_id is required")
-    hashes = {name: _hex(fields.get(name), name, length) for name, length in HASH_HEX_LENGTHS.items()}
+    hashes = {name: _hex(fields.get(name), name) for name in signals.HASH_COLUMNS}
     if not any(hashes.values()):
-        raise _RowInvalid(f"no hash: need at least one of {', '.join(HASH_HEX_LENGTHS)}")
+        raise _RowInvalid(f"no hash: need at least one of {', '.join(signals.HASH_COLUMNS)}")
     return BankRecord(
         record_id=record_id,
         victim_id=_identifier(fields.get("victim_id"), "victim_id"),
@@ -246,18 +245,15 @@ def _identifier(value: Any, name: str) -> str | None:
     return text
 
 
-def _hex(value: Any, name: str, length: int) -> str | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        raise _RowInvalid(f"{name} must be a hex string, got a number")
-    text = _text(value, name)
-    if text is None:
+def _hex(value: Any, name: str) -> str | None:
+    if isinstance(value, str):
+        value = value.strip() or None
+    if value is None:
         return None
-    text = text.lower()
-    if len(text) != length:
-        raise _RowInvalid(f"{name} must be {length} hex characters, got {len(text)}")
-    if not _HEX.fullmatch(text):
-        raise _RowInvalid(f"{name} is not hexadecimal: {text!r}")
-    return text
+    try:
+        return signals.normalise(name, value)
+    except ValueError as error:
+        raise _RowInvalid(str(error)) from None
 
 
 def _labels(value: Any) -> tuple[str, ...]:

@@ -6,19 +6,18 @@ hashes. Exact digests match whatever the image quality; PDQ matches need quality
 
 - the query's PDQ hash (and its probes: `QueryHashes.variants` from `imaging.robust.query_variants`) against
   each record's own PDQ hash, at distance <= the threshold (31 unless the bank or the job sets another);
-- the same probes against the record's stored variants (`variant_hashes`, `(kind, hex)` pairs from
-  `imaging.robust.bank_variants`) at distance <= min(threshold, VARIANT_THRESHOLD): each record offers 18 of
+- the same probes against the record's stored variants (`BankEntry.variant_hashes`: `imaging.robust.bank_variants`
+  other than regions) at distance <= min(threshold, VARIANT_THRESHOLD): each record offers 18 of
   them, so a tighter radius offsets 18 chances of a near-collision with an unrelated record instead of one, and
   it makes that lookup several times cheaper (docs/robustness.md);
-- the query's region hashes (`QueryHashes.regions`, `imaging.regions`) against the record's stored regions
-  (`pdq_region` rows) at distance <= REGION_THRESHOLD, and only when at least REGIONS_NEEDED different query
-  regions meet REGIONS_NEEDED different stored ones: one square can be a common texture, two are the picture.
-  The reported distance is the weaker of the two best region pairs.
+- the query's region hashes (`QueryHashes.regions`) against the record's (`BankEntry.regions`) by the rule of
+  `imaging.regions.region_match`: two different query regions within REGION_THRESHOLD of two different stored
+  ones, since one square can be a common texture and two are the picture.
 
 A match names the rule: `pdq` only for the query's own hash on the record's own hash; a variant's kind when one
 side used one (`pdq_trimmed`: the query's border was cut, `pdq_crop`: a stored crop matched); both joined when
 both did (`pdq_trimmed+dihedral`: a bordered mirror image); `pdq_region` for regions. Where several rules match
-one record the plainest is reported (`KIND_ORDER`), with its own distance.
+one record the plainest is reported (`imaging.signals.kind_order`), with its own distance.
 """
 from __future__ import annotations
 
@@ -31,21 +30,15 @@ import numpy as np
 
 from imaging.decode import decode
 from imaging.digests import digests
-from imaging.hashes import PdqHash
+from imaging.hashes import Hash256, PdqHash
 from imaging.index import HammingIndex
 from imaging.pdq import PDQ_MIN_QUALITY, PDQ_THRESHOLD, pdq
-from imaging.regions import REGION_KIND
+from imaging.regions import REGION_KIND, REGION_THRESHOLD, RegionHash, region_match
 from imaging.robust import bank_variants
+from imaging.signals import EXACT_KINDS, kind_order
 
-EXACT_KINDS = ("sha256", "md5", "sha1")
-KIND_ORDER = {"sha256": 0, "md5": 1, "sha1": 2, "pdq": 3, "pdq_dihedral": 4, "pdq_trimmed": 5, "pdq_crop": 6,
-              "pdq_rotated": 7, "pdq_band": 8}  # joined kinds and pdq_region sort after these
-# Set on bench/robustness.py (docs/robustness.md): variants at 20 keep all but 0.4% of their recall at 31;
-# regions at 14 with two needed make no false match among the benchmark's distinct pictures (region hashes have
-# 128 set bits, so their distances are even: 14 is the step below 16).
+# Set on bench/robustness.py (docs/robustness.md): variants at 20 keep all but 0.4% of their recall at 31.
 VARIANT_THRESHOLD = 20
-REGION_THRESHOLD = 14
-REGIONS_NEEDED = 2
 
 
 @dataclass(frozen=True)
@@ -56,7 +49,8 @@ class BankEntry:
     md5: str | None = None
     sha1: str | None = None
     sha256: str | None = None
-    variant_hashes: tuple[tuple[str, str], ...] = ()
+    variant_hashes: tuple[tuple[str, PdqHash], ...] = ()
+    regions: tuple[RegionHash, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,7 +77,7 @@ class QueryHashes:
     quality: int | None = None
     dihedral: tuple[PdqHash, ...] = ()
     variants: tuple[tuple[str, PdqHash], ...] = field(default=())
-    regions: tuple[PdqHash, ...] = ()
+    regions: tuple[RegionHash, ...] = ()
 
     @property
     def pdq_usable(self) -> bool:
@@ -106,9 +100,9 @@ class BankMatcher:
                     self._exact[kind][value.lower()].append(i)
             if entry.pdq:
                 rows["own"].append((i, "pdq", bytes.fromhex(entry.pdq)))
-            for kind, hex_value in entry.variant_hashes:
-                rows["region" if kind == REGION_KIND else "variant"].append((i, kind, bytes.fromhex(hex_value)))
-        self._legacy_rows = any(entry.pdq and not entry.variant_hashes for entry in self.entries)
+            rows["variant"] += [(i, kind, variant.to_bytes()) for kind, variant in entry.variant_hashes]
+            rows["region"] += [(i, REGION_KIND, region.to_bytes()) for region in entry.regions]
+        self._legacy_rows = any(entry.pdq and not (entry.variant_hashes or entry.regions) for entry in self.entries)
         self._indexes = {name: _RowIndex(found) for name, found in rows.items()}
 
     def __len__(self) -> int:
@@ -133,7 +127,7 @@ class BankMatcher:
 
         def offer(entry_idx: int, kind: str, distance: int) -> None:
             current = best.get(entry_idx)
-            if current is None or (KIND_ORDER.get(kind, 9), distance) < (KIND_ORDER.get(current[0], 9), current[1]):
+            if current is None or (kind_order(kind), distance) < (kind_order(current[0]), current[1]):
                 best[entry_idx] = (kind, distance)
 
         for kind in EXACT_KINDS:
@@ -150,22 +144,15 @@ class BankMatcher:
             offer(entry_idx, REGION_KIND, distance)
         matches = [Match(self.name, self.entries[i].record_id, self.entries[i].victim_id, kind, distance)
                    for i, (kind, distance) in best.items()]
-        return sorted(matches, key=lambda m: (m.distance, KIND_ORDER.get(m.kind, 9), m.record_id))
+        return sorted(matches, key=lambda m: (m.distance, kind_order(m.kind), m.record_id))
 
-
-    def _region_matches(self, regions: Sequence[PdqHash]) -> list[tuple[int, int]]:
-        """(entry, distance) of every record with REGIONS_NEEDED of its regions among the query's."""
+    def _region_matches(self, regions: Sequence[RegionHash]) -> list[tuple[int, int]]:
+        """(entry, distance) of every record whose regions match the query's (`region_match`)."""
         hits: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
         for probe, row, entry_idx, _, distance in self._indexes["region"].search(regions, REGION_THRESHOLD):
             hits[entry_idx].append((probe, row, distance))
-        found = []
-        for entry_idx, pairs in hits.items():
-            best: dict[int, int] = {}
-            for probe, _, distance in pairs:
-                best[probe] = min(distance, best.get(probe, distance))
-            if len(best) >= REGIONS_NEEDED and len({row for _, row, _ in pairs}) >= REGIONS_NEEDED:
-                found.append((entry_idx, sorted(best.values())[REGIONS_NEEDED - 1]))
-        return found
+        return [(entry_idx, distance) for entry_idx, pairs in hits.items()
+                if (distance := region_match(pairs)) is not None]
 
 
 class _RowIndex:
@@ -183,7 +170,7 @@ class _RowIndex:
     def __len__(self) -> int:
         return len(self.index)
 
-    def search(self, probes: Sequence[PdqHash], radius: int) -> list[tuple[int, int, int, str, int]]:
+    def search(self, probes: Sequence[Hash256], radius: int) -> list[tuple[int, int, int, str, int]]:
         """(probe position, row, record, stored kind, distance) of every row within `radius` of a probe."""
         if not probes or not len(self.index):
             return []
@@ -207,7 +194,7 @@ def match_banks(query: QueryHashes, matchers: Iterable[BankMatcher], threshold: 
     found: list[Match] = []
     for matcher in matchers:
         found.extend(matcher.match(query, threshold))
-    return sorted(found, key=lambda m: (m.distance, KIND_ORDER.get(m.kind, 9), m.bank, m.record_id))
+    return sorted(found, key=lambda m: (m.distance, kind_order(m.kind), m.bank, m.record_id))
 
 
 def report_status(query: QueryHashes, matches: Sequence[Match]) -> str:
@@ -222,7 +209,7 @@ def report_status(query: QueryHashes, matches: Sequence[Match]) -> str:
 def hashes_for_bank(data: bytes, *, robust: bool = False) -> dict[str, Any]:
     """The hashes a bank stores for an enrolled image (its pixels are not kept). With `robust`, also
     `extra_hashes`: {kind: [hex, ...]} of the image's variants (`imaging.robust.bank_variants`), the value of
-    the record's `extra_hashes` column, which `variant_hashes` turns back into `BankEntry.variant_hashes`."""
+    the record's `extra_hashes` column, which `bank_entry` reads back."""
     evidence = digests(data)
     rgb = decode(data).rgb
     hash_value, _quality = pdq(rgb)
@@ -236,6 +223,11 @@ def hashes_for_bank(data: bytes, *, robust: bool = False) -> dict[str, Any]:
     return hashes
 
 
-def variant_hashes(extra_hashes: Mapping[str, Sequence[str]] | None) -> tuple[tuple[str, str], ...]:
-    """A record's `extra_hashes` column ({kind: [hex, ...]}) as `BankEntry.variant_hashes`."""
-    return tuple((kind, value) for kind, values in (extra_hashes or {}).items() for value in values)
+def bank_entry(record_id: str, victim_id: str | None, pdq: str | None, md5: str | None, sha1: str | None,
+               sha256: str | None, extra_hashes: Mapping[str, Sequence[str]] | None) -> BankEntry:
+    """A record from its stored columns; `extra_hashes` as `hashes_for_bank` makes it, regions under REGION_KIND."""
+    extra = extra_hashes or {}
+    variants = tuple((kind, PdqHash.from_hex(value)) for kind, values in extra.items() if kind != REGION_KIND
+                     for value in values)
+    regions = tuple(RegionHash.from_hex(value) for value in extra.get(REGION_KIND, ()))
+    return BankEntry(record_id, victim_id, pdq, md5, sha1, sha256, variants, regions)

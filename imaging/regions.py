@@ -4,7 +4,7 @@ A whole-picture hash cannot survive losing part of the picture: a crop of 10% fr
 of it or a collage moves PDQ by far more than its threshold. A square centred on a salient blob and sized by
 the blob's own scale is found again wherever the picture is cut, scaled or overlaid, as long as the square
 itself survives. So a bank stores the hashes of a picture's strongest regions, a query is hashed the same way,
-and a record matches when at least two of its regions are found in the query (`imaging.matching`): one region
+and a record matches when at least two of its regions are found in the query (`region_match`): one region
 alone can be a common texture, two at once are the same picture. A query looks up fewer regions than a record
 stores (QUERY_REGIONS, BANK_REGIONS): probes cost lookup time, stored rows much less.
 
@@ -19,15 +19,19 @@ Constants set on the robustness benchmark (bench/robustness.py, docs/robustness.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import cv2
 import numpy as np
 
-from imaging.hashes import PdqHash
+from imaging.hashes import Hash256
 from imaging.pdq import PDQ_MIN_QUALITY, _dct_matrix, _quality, _to_hash
 
 REGION_KIND = "pdq_region"
+# At 14 with two needed, no false match among the benchmark's distinct pictures; region hashes have 128 set bits,
+# so their distances are even: 14 is the step below 16.
+REGION_THRESHOLD = 14
+REGIONS_NEEDED = 2
 DETECT_SIDE = 256
 HASH_SIDE = 512  # squares are cut from a grey copy this size (64x64 per square needs no more)
 MIN_SIDE = 32
@@ -35,6 +39,29 @@ MIN_BLOB_SIZE = 0.03
 SQUARE_PER_BLOB = 6.0
 BANK_REGIONS = 8  # stored per record
 QUERY_REGIONS = 5  # looked up per query: each costs a probe; 5 keep all but 0.4% of 8's recall (bench)
+
+
+class RegionHash(Hash256):
+    """The PDQ-style hash of one salient square: comparable only with other region hashes."""
+
+    __slots__ = ()
+
+
+def region_match(pairs: Iterable[tuple[int, int, int]]) -> int | None:
+    """The distance at which a record's regions match a query's, or None. `pairs`: (query region, stored region,
+    distance). A match needs REGIONS_NEEDED different query regions within REGION_THRESHOLD of stored ones, and
+    REGIONS_NEEDED different stored ones among those; its distance is the REGIONS_NEEDED-th smallest of the
+    query regions' best distances."""
+    best: dict[int, int] = {}
+    stored = set()
+    for query, row, distance in pairs:
+        if distance <= REGION_THRESHOLD:
+            best[query] = min(distance, best.get(query, distance))
+            stored.add(row)
+    if len(best) < REGIONS_NEEDED or len(stored) < REGIONS_NEEDED:
+        return None
+    return sorted(best.values())[REGIONS_NEEDED - 1]
+
 
 _sift = None
 
@@ -73,7 +100,7 @@ def _blob_squares(grey: np.ndarray) -> Iterator[tuple[float, float, float]]:
         yield x, y, half
 
 
-def region_hashes(rgb: np.ndarray, limit: int = BANK_REGIONS) -> list[PdqHash]:
+def region_hashes(rgb: np.ndarray, limit: int = BANK_REGIONS) -> list[RegionHash]:
     """Hashes of the picture's `limit` strongest region squares that are not flat, strongest first."""
     if min(rgb.shape[:2]) < MIN_SIDE:
         return []
@@ -89,7 +116,7 @@ def region_hashes(rgb: np.ndarray, limit: int = BANK_REGIONS) -> list[PdqHash]:
             continue
         block = cv2.resize(patch.astype(np.float32), (64, 64), interpolation=cv2.INTER_AREA)
         if _quality(block) >= PDQ_MIN_QUALITY:
-            hashes.append(_to_hash(dct @ block @ dct.T))
+            hashes.append(RegionHash(int(_to_hash(dct @ block @ dct.T))))
             if len(hashes) == limit:
                 break
     return hashes

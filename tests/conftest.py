@@ -43,19 +43,25 @@ def database_params() -> list:
 def database_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'fimg.db'}"
-    from storage import Store
+    import sqlalchemy as sa
 
-    store = Store(POSTGRES_URL, tmp_path)
-    store.drop_schema()
-    store.close()
+    from fimg_service.storage.migrate import drop_all
+
+    engine = sa.create_engine(POSTGRES_URL)
+    drop_all(engine)
+    engine.dispose()
     return POSTGRES_URL
 
 
 @dataclass
 class Service:
     client: object
-    store: object
+    app: object  # the Application (use cases) behind the HTTP app
     keys: dict
+
+    @property
+    def storage(self):
+        return self.app.storage
 
     def auth(self, role: str) -> dict:
         return {"Authorization": f"Bearer {self.keys[role]}"}
@@ -77,7 +83,7 @@ class Service:
 
 
 def make_settings(database_url: str, data_dir: Path, **overrides):
-    from config import Settings
+    from fimg_service.config import Settings
 
     values = dict(data_dir=data_dir, database_url=database_url, ray_address=None, num_cpus=2,
                   max_upload_bytes=50 * 2**20, chunk_size=4)
@@ -93,7 +99,14 @@ def service(ray_session, database_url, tmp_path):
 
     app = create_app(make_settings(database_url, tmp_path / "data"))
     with TestClient(app) as client:
-        store = app.state.store
-        keys = {role: store.create_key(f"test-{role}", role)[1] for role in ("admin", "analyst", "artist", "service")}
-        keys["analyst2"] = store.create_key("test-analyst-2", "analyst")[1]
-        yield Service(client, store, keys)
+        application = app.state.application
+        keys = {role: create_key(application, f"test-{role}", role)
+                for role in ("admin", "analyst", "artist", "service")}
+        keys["analyst2"] = create_key(application, "test-analyst-2", "analyst")
+        yield Service(client, application, keys)
+
+
+def create_key(application, name: str, role: str) -> str:
+    from fimg_service.usecases import LOCAL_ADMIN
+
+    return application.keys.create(LOCAL_ADMIN, name, role)[1]

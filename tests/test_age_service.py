@@ -60,8 +60,8 @@ def test_bad_requests_are_refused_or_reported(service, fixtures_dir):
     for name, job_id in jobs.items():
         assert service.wait(job_id, role="artist")["status"] == "succeeded"
         [item] = service.client.get(f"/v1/jobs/{job_id}/result", headers=service.auth("artist")).json()["items"]
-        assert item["status"] == "error" and item["error"]
-        codes[name] = item["error_code"]
+        assert item["status"] == "error" and item["error"]["message"]
+        codes[name] = item["error"]["code"]
     assert codes == {"group": "multiple_faces", "landscape": "no_face"}
 
 

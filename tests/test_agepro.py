@@ -19,20 +19,23 @@ from agepro import (
     GROWTH_SOURCES,
     GROWTH_TABLE_VERSION,
     AgeProgressionError,
+    ChosenFace,
     FamilyReference,
     ProgressionPlan,
     Proportions,
+    age_progression,
     growth,
     label_band,
     label_text,
     progress,
-    run_age_progression,
     size_index,
 )
-from agepro.landmarks import FACE_OVAL, MENTON, TRICHION, FaceFrame
+from agepro.landmarks import FaceFrame
 from agepro.render import BAND_COLOUR, DEFAULT_LABEL, SHEET_GAP, SHEET_TILE_HEIGHT, TEXT_COLOUR
 from agepro.warp import fold_free_scale, signed_areas, triangulate, warp_image
 from biometrics import detect_faces, distance, embed, face_mesh
+from biometrics.topology import FACE_OVAL, MENTON, TRICHION
+from workers.age_progression import progress_photo
 
 # Frontal, evenly lit single-face fixtures: the re-detection check averages over them.
 FRONTAL = (
@@ -60,6 +63,11 @@ def png(rgb: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def from_bytes(data: bytes, age, sex, target_ages, family=(), **options):
+    """The job's edge: photo bytes in (decoding and detection happen there, not in agepro)."""
+    return progress_photo(data, list(family), age=age, sex=sex, target_ages=target_ages, **options)
 
 
 def only_face(rgb: np.ndarray):
@@ -109,7 +117,7 @@ def leslie_run(fixtures_dir):
     """One full run with a relative's photo, through bytes, for labels, files and provenance."""
     photo = png(load(fixtures_dir, "leslie-2.jpg", 640))
     relative = png(load(fixtures_dir, "harington-2.jpg", 640))
-    result = run_age_progression(photo, 8, "f", [12, 10], family=[(relative, 30, "father")], family_weight=0.25)
+    result = from_bytes(photo, 8, "f", [12, 10], family=[(relative, 30, "father")], family_weight=0.25)
     return photo, relative, result
 
 
@@ -299,12 +307,48 @@ def test_every_output_image_carries_the_label(leslie_run):
 
 def test_label_is_configurable(frontal):
     rgb, _ = frontal["leslie-2.jpg"]
-    result = run_age_progression(png(rgb), 9, "u", [11], label="DRAFT ONLY, age {age}")
+    result = from_bytes(png(rgb), 9, "u", [11], label="DRAFT ONLY, age {age}")
     band = label_band("DRAFT ONLY, age 11", rgb.shape[1])
     assert np.array_equal(result.images[11][-band.shape[0] :], band)
     with pytest.raises(AgeProgressionError) as error:
-        run_age_progression(png(rgb), 9, "u", [11], label="no age here")
+        from_bytes(png(rgb), 9, "u", [11], label="no age here")
     assert error.value.code == "invalid_parameter"
+
+
+# --- the core and its edge --------------------------------------------------------------------------------------
+
+
+def test_the_core_takes_an_array_and_a_mesh(frontal):
+    """agepro neither decodes nor detects: the decoded pixels and their mesh give exactly what the bytes edge gives."""
+    import hashlib
+
+    rgb, points = frontal["leslie-2.jpg"]
+    data = png(rgb)
+    via_bytes = from_bytes(data, 9, "u", [11, 13])
+    face = ChosenFace(0, only_face(rgb).box, 1)
+    core = age_progression(rgb, points, 9, "u", [11, 13], source_sha256=hashlib.sha256(data).hexdigest(), face=face)
+    for age in (11, 13):
+        assert np.array_equal(core.images[age], via_bytes.images[age])
+        assert np.array_equal(core.overlays[age], via_bytes.overlays[age])
+        assert core.meshes[age] == via_bytes.meshes[age]
+    assert np.array_equal(core.sheet, via_bytes.sheet)
+    del core.provenance["created_utc"], via_bytes.provenance["created_utc"]
+    assert core.provenance == via_bytes.provenance
+
+
+def test_agepro_imports_no_decoding_or_detection():
+    import ast
+
+    import agepro
+
+    imported = set()
+    for path in Path(agepro.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+    assert {m for m in imported if m.split(".")[0] in {"imaging", "biometrics", "workers"}} == {"biometrics.topology"}
 
 
 # --- files, provenance, family ----------------------------------------------------------------------------------
@@ -379,23 +423,23 @@ def error_code(call) -> str:
 def test_bad_input_gives_clear_errors(fixtures_dir, frontal, blank_png):
     photo = png(frontal["leslie-2.jpg"][0])
     group = (fixtures_dir / "faces" / "group-harington-leslie.jpg").read_bytes()
-    assert error_code(lambda: run_age_progression(blank_png, 6, "m", [10])) == "no_face"
-    assert error_code(lambda: run_age_progression(b"not an image", 6, "m", [10])) == "invalid_image"
-    assert error_code(lambda: run_age_progression(group, 6, "m", [10])) == "multiple_faces"
-    assert error_code(lambda: run_age_progression(group, 6, "m", [10], face_index=2)) == "face_index_out_of_range"
-    assert error_code(lambda: run_age_progression(photo, 10, "m", [8])) == "invalid_target_age"
-    assert error_code(lambda: run_age_progression(photo, 10, "m", [12, 26])) == "invalid_target_age"
-    assert error_code(lambda: run_age_progression(photo, 0, "m", [12])) == "invalid_age"
-    assert error_code(lambda: run_age_progression(photo, 30, "m", [12])) == "invalid_age"
-    assert error_code(lambda: run_age_progression(photo, 6, "boy", [12])) == "invalid_sex"
-    assert error_code(lambda: run_age_progression(photo, 6, "m", [12], family_weight=1.5)) == "invalid_parameter"
+    assert error_code(lambda: from_bytes(blank_png, 6, "m", [10])) == "no_face"
+    assert error_code(lambda: from_bytes(b"not an image", 6, "m", [10])) == "invalid_image"
+    assert error_code(lambda: from_bytes(group, 6, "m", [10])) == "multiple_faces"
+    assert error_code(lambda: from_bytes(group, 6, "m", [10], face_index=2)) == "face_index_out_of_range"
+    assert error_code(lambda: from_bytes(photo, 10, "m", [8])) == "invalid_target_age"
+    assert error_code(lambda: from_bytes(photo, 10, "m", [12, 26])) == "invalid_target_age"
+    assert error_code(lambda: from_bytes(photo, 0, "m", [12])) == "invalid_age"
+    assert error_code(lambda: from_bytes(photo, 30, "m", [12])) == "invalid_age"
+    assert error_code(lambda: from_bytes(photo, 6, "boy", [12])) == "invalid_sex"
+    assert error_code(lambda: from_bytes(photo, 6, "m", [12], family_weight=1.5)) == "invalid_parameter"
     for family in ([(blank_png, 30, "mother")], [(b"\x89PNG broken", 30, "mother")], [(photo, -3, "mother")]):
-        assert error_code(lambda: run_age_progression(photo, 6, "m", [12], family=family)) == "invalid_family_photo"
+        assert error_code(lambda: from_bytes(photo, 6, "m", [12], family=family)) == "invalid_family_photo"
 
 
 def test_face_index_picks_one_face_of_a_group(fixtures_dir):
     group = (fixtures_dir / "faces" / "group-harington-leslie.jpg").read_bytes()
-    result = run_age_progression(group, 7, "u", [9], face_index=1)
+    result = from_bytes(group, 7, "u", [9], face_index=1)
     assert result.provenance["face_index"] == 1 and result.provenance["faces_detected"] == 2
 
 
@@ -403,7 +447,7 @@ def test_face_index_picks_one_face_of_a_group(fixtures_dir):
 
 
 def test_cli_writes_the_artefacts(fixtures_dir, frontal, tmp_path, capsys):
-    from cli import main
+    from fimg_service.cli import main
 
     photo = tmp_path / "child.png"
     photo.write_bytes(png(frontal["leslie-2.jpg"][0]))
@@ -420,7 +464,7 @@ def test_cli_writes_the_artefacts(fixtures_dir, frontal, tmp_path, capsys):
 
 
 def test_cli_reports_bad_input_with_exit_status_2(frontal, blank_png, tmp_path, capsys):
-    from cli import main
+    from fimg_service.cli import main
 
     photo = tmp_path / "child.png"
     photo.write_bytes(png(frontal["leslie-2.jpg"][0]))

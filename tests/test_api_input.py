@@ -40,17 +40,17 @@ def test_each_decode_failure_is_rejected_with_its_reason(service, good_jpeg):
     rejected = {r["name"]: r for r in body["rejected"]}
     assert set(rejected) == set(bad)
     for name, (_, code) in bad.items():
-        assert rejected[name]["error"], name
+        assert rejected[name]["message"], name
         if code:
             assert rejected[name]["code"] == code, (name, rejected[name])
-    assert rejected["doc.pdf"]["code"] in ("unsupported_format", "not_an_image")
+    assert rejected["doc.pdf"]["code"] == "unsupported_format"
 
 
 def test_nothing_valid_is_422(service):
     response = service.client.post("/v1/uploads", files=[("files", ("x.jpg", b"nope"))],
                                    headers=service.auth("analyst"))
     assert response.status_code == 422
-    assert response.json()["error"] == "no_valid_files" and response.json()["rejected"][0]["name"] == "x.jpg"
+    assert response.json()["code"] == "no_valid_files" and response.json()["rejected"][0]["name"] == "x.jpg"
 
 
 def test_zip_is_expanded(service, good_jpeg):
@@ -66,10 +66,10 @@ def test_zip_is_expanded(service, good_jpeg):
 
 
 def test_oversized_body_is_413(service):
-    limit = service.client.app.state.settings.max_upload_bytes
+    limit = service.app.settings.max_upload_bytes
     response = service.client.post("/v1/uploads", files=[("files", ("big.jpg", b"\0" * (limit + 10)))],
                                    headers=service.auth("analyst"))
-    assert response.status_code == 413 and response.json()["error"] == "too_large"
+    assert response.status_code == 413 and response.json()["code"] == "too_large"
 
 
 def test_bank_import_reports_bad_rows_by_line(service):
@@ -90,7 +90,7 @@ def test_bank_import_reports_bad_rows_by_line(service):
                                 headers={**service.auth("analyst"), "Content-Type": "text/csv"})
     assert again.json()["imported"] == 0
     assert {r["line"] for r in again.json()["rejected"]} == {2, 3, 4, 5, 6}
-    assert any("already exists" in r["error"] for r in again.json()["rejected"])
+    assert any(r["code"] == "duplicate_record" and "already exists" in r["message"] for r in again.json()["rejected"])
 
     jsonl = '{"record_id": "j-1", "md5": "%s"}\nnot json\n[1, 2]\n' % ("2" * 32)
     response = service.client.post("/v1/banks/b/records", content=jsonl,
@@ -136,4 +136,4 @@ def test_malformed_job_requests_are_422(service, body, fragment):
 def test_not_json_body_is_a_clear_client_error(service):
     response = service.client.post("/v1/jobs", content=b"\xff\xfe{", headers={**service.auth("analyst"),
                                                                               "Content-Type": "application/json"})
-    assert response.status_code in (400, 422) and response.json()["message"]
+    assert response.status_code == 400 and response.json()["code"] == "invalid_request" and response.json()["message"]

@@ -60,8 +60,8 @@ def test_every_route_against_every_role(service, fixtures_dir):
             response = send(service, method, path.replace("{role}", "x"), kwargs, headers)
             if response.status_code != 401:
                 failures.append(f"{name} with {label}: {response.status_code} != 401")
-            elif "error" not in response.json():
-                failures.append(f"{name} with {label}: error body is not JSON with 'error'")
+            elif set(response.json()) != {"code", "message"} or not response.json()["message"]:
+                failures.append(f"{name} with {label}: error body is not the {{code, message}} shape")
     assert not failures, "\n".join(failures)
     assert service.client.get("/healthz").status_code == 200
 
@@ -103,7 +103,7 @@ def test_keys_are_stored_hashed_and_revocable(service):
     created = service.client.post("/v1/keys", json={"name": "svc", "role": "service"},
                                   headers=service.auth("admin"))
     plaintext = created.json()["key"]
-    with service.store.engine.connect() as conn:
+    with service.storage.engine.connect() as conn:
         dump = " ".join(str(v) for row in conn.execute(sa.text("SELECT * FROM api_keys")) for v in row)
     for key in [plaintext, *service.keys.values()]:
         assert key not in dump
@@ -128,7 +128,7 @@ def test_audit_chain_records_and_detects_tampering(service, caplog):
             ("test-analyst", "export", "bank")} <= actions
     assert service.client.get("/v1/audit/verify", headers=service.auth("admin")).json()["intact"] is True
 
-    with service.store.engine.begin() as conn:
+    with service.storage.engine.begin() as conn:
         conn.execute(sa.text("UPDATE audit_log SET actor_name = 'someone-else' WHERE action = 'export'"))
     verdict = service.client.get("/v1/audit/verify", headers=service.auth("admin")).json()
     assert verdict["intact"] is False and verdict["first_bad_id"] is not None
@@ -139,4 +139,4 @@ def test_audit_chain_records_and_detects_tampering(service, caplog):
 @pytest.mark.parametrize("path", ["/v1/jobs/0123456789abcdef0123456789abcdef", "/v1/jobs/nope/result"])
 def test_unknown_job_ids_are_404(service, path):
     response = service.client.get(path, headers=service.auth("admin"))
-    assert response.status_code == 404 and response.json()["error"] == "not_found"
+    assert response.status_code == 404 and response.json()["code"] == "not_found"

@@ -28,15 +28,19 @@ from biometrics import (
     SAME_PERSON_THRESHOLD,
     Face,
     FaceAnalysis,
+    FaceChoiceError,
     Mesh,
     QualityGates,
     analyze,
+    choose_face,
     detect_faces,
     distance,
     embed,
     face_mesh,
     quality,
+    same_person,
 )
+from biometrics import topology
 from imaging import decode
 
 FIXTURES = Path(os.environ.get("FIMG_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures"))
@@ -233,6 +237,31 @@ def test_face_oval_is_mediapipes_silhouette_walked_in_order():
     assert walked == {tuple(sorted(edge)) for edge in FACEMESH_FACE_OVAL}
 
 
+def test_topology_index_sets_are_mediapipes():
+    from mediapipe.python.solutions import face_mesh_connections as connections
+
+    def points(edges) -> set[int]:
+        return {index for edge in edges for index in edge}
+
+    assert set(topology.RIGHT_EYE) == points(connections.FACEMESH_RIGHT_EYE)
+    assert set(topology.LEFT_EYE) == points(connections.FACEMESH_LEFT_EYE)
+    assert set(topology.RIGHT_IRIS) == {topology.RIGHT_IRIS_CENTER} | points(connections.FACEMESH_RIGHT_IRIS)
+    assert set(topology.LEFT_IRIS) == {topology.LEFT_IRIS_CENTER} | points(connections.FACEMESH_LEFT_IRIS)
+    assert {topology.RIGHT_EYE_OUTER, topology.RIGHT_EYE_INNER} <= set(topology.RIGHT_EYE)
+    assert {topology.LEFT_EYE_OUTER, topology.LEFT_EYE_INNER} <= set(topology.LEFT_EYE)
+    assert {topology.RIGHT_CHEEK, topology.LEFT_CHEEK, topology.MENTON, topology.TRICHION} <= set(FACE_OVAL)
+    assert set(topology.GONION_PAIR) <= set(FACE_OVAL)
+    assert FACE_OVAL[0] == topology.TRICHION and len(set(FACE_OVAL)) == len(FACE_OVAL)
+
+
+def test_face_oval_winds_counter_clockwise_on_screen(fixtures):
+    """From the forehead towards the subject's right (the image's left): a negative shoelace area, y down."""
+    outline = fixtures["lacamoire-1.jpg"].analyses[0].mesh.outline.astype(np.float64)
+    x, y = outline[:, 0], outline[:, 1]
+    assert 0.5 * np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y) < 0
+    assert outline[1, 0] < outline[0, 0]
+
+
 def test_outline_encloses_the_inner_face(fixtures):
     mesh = fixtures["lacamoire-1.jpg"].analyses[0].mesh
     polygon = mesh.outline.reshape(-1, 1, 2)
@@ -357,7 +386,7 @@ def test_single_face_pairs(single_embeddings):
         d = distance(single_embeddings[a], single_embeddings[b])
         same = row_a["identity"] == row_b["identity"]
         (genuine if same else impostor).append(d)
-        if same != (d < SAME_PERSON_THRESHOLD):
+        if same != same_person(d, SAME_PERSON_THRESHOLD):
             wrong_side[(a, b)] = round(d, 3)
     print(f"\ngenuine {len(genuine)} pairs: {min(genuine):.3f}..{max(genuine):.3f} mean {np.mean(genuine):.3f}")
     print(f"impostor {len(impostor)} pairs: {min(impostor):.3f}..{max(impostor):.3f} mean {np.mean(impostor):.3f}")
@@ -371,7 +400,7 @@ def test_group_photo_faces_match_their_identity_at_rank_1(fixtures, gallery, row
     assert sorted(GROUP_ORDER[row["file"]]) == sorted(row["identity"].split("+"))
     for analysis, expected in zip(analyses, GROUP_ORDER[row["file"]], strict=True):
         name, d = rank1(gallery, analysis.embedding)
-        assert (name, d < SAME_PERSON_THRESHOLD) == (expected, True), (row["file"], expected, name, d)
+        assert (name, same_person(d, SAME_PERSON_THRESHOLD)) == (expected, True), (row["file"], expected, name, d)
 
 
 def test_embedding_is_deterministic(fixtures):
@@ -452,6 +481,37 @@ def test_decoded_variants_keep_the_identity(fixtures, gallery, variant):
     assert analysis.quality.passed, analysis.quality.reasons
     assert distance(analysis.embedding, original.analyses[0].embedding) < 0.3
     assert rank1(gallery, analysis.embedding)[0] == "obama"
+
+
+def _face_at(x: int) -> Face:
+    return Face(box=(x, 10, 50, 60), score=0.9, keypoints={}, detector_box=(x, 10.0, 50.0, 60.0))
+
+
+def test_choose_face_takes_the_only_face_or_the_indexed_one():
+    one, two = _face_at(5), _face_at(100)
+    assert choose_face([one], None) is one and choose_face([one], 0) is one
+    assert choose_face([one, two], 1) is two
+    as_dicts = [{"box": [5, 10, 50, 60]}, {"box": [100, 10, 50, 60]}]
+    assert choose_face(as_dicts, 0) is as_dicts[0]
+
+
+@pytest.mark.parametrize(
+    "count, face_index, code",
+    [(0, None, "no_face"), (0, 0, "no_face"), (2, None, "multiple_faces"), (2, 2, "face_index_out_of_range"),
+     (1, -1, "face_index_out_of_range")],
+)
+def test_choose_face_errors(count, face_index, code):
+    with pytest.raises(FaceChoiceError) as error:
+        choose_face([_face_at(5 + 100 * i) for i in range(count)], face_index)
+    assert error.value.code == code and error.value.message
+
+
+def test_multiple_faces_message_lists_the_boxes_and_asks_for_an_index():
+    with pytest.raises(FaceChoiceError) as error:
+        choose_face([_face_at(5), _face_at(100)], None)
+    message = error.value.message
+    assert "0: box (5, 10, 50, 60)" in message and "1: box (100, 10, 50, 60)" in message
+    assert "face index" in message and "0 = leftmost" in message
 
 
 def test_face_type_is_a_plain_value():

@@ -11,24 +11,24 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from biometrics import SAME_PERSON_THRESHOLD, analyze, calibrate
+from biometrics import POSSIBLE_MARGIN, SAME_PERSON_THRESHOLD, analyze, calibrate, decide, same_person
 from imaging import decode
 
 FACES = Path(os.environ.get("FIMG_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures")) / "faces"
 
 
 def brute_force_rates(embeddings: np.ndarray, labels: list[str], threshold: float) -> tuple[float, float]:
-    """(FMR, FNMR) at `threshold` by looping over pairs: a pair matches when its distance < threshold."""
+    """(FMR, FNMR) at `threshold` by looping over pairs: a pair matches when its distance <= threshold."""
     false_match = false_non_match = impostors = genuines = 0
     for i in range(len(labels)):
         for j in range(i + 1, len(labels)):
             d = float(np.linalg.norm(embeddings[i] - embeddings[j]))
             if labels[i] == labels[j]:
                 genuines += 1
-                false_non_match += d >= threshold
+                false_non_match += d > threshold
             else:
                 impostors += 1
-                false_match += d < threshold
+                false_match += d <= threshold
     return false_match / impostors, false_non_match / genuines
 
 
@@ -40,9 +40,51 @@ def test_separable_hand_computed_case():
     assert result.eer == 0.0
     assert result.eer_threshold == pytest.approx(0.5)  # midway between the worst genuine and the best impostor
     assert result.identities == 2
-    # Four impostor pairs cannot resolve 1e-3: the threshold stops at the nearest impostor (FMR 0).
+    # Four impostor pairs cannot resolve 1e-3: the threshold stops just below the nearest impostor (FMR 0).
     assert not result.target_fmr_resolved and result.threshold_at_target_fmr == pytest.approx(0.7)
-    assert result.fmr(0.7) == 0.0 and result.fmr(0.70001) == 0.25
+    assert result.threshold_at_target_fmr < 0.7 and result.fmr(result.threshold_at_target_fmr) == 0.0
+    assert result.fmr(0.7) == 0.25  # a distance at the threshold is a match
+
+
+def test_a_distance_at_the_threshold_is_a_match_in_calibration_and_search():
+    from workers.faces import rank_subjects
+
+    # Genuine |0 - 0.5| = |2.0 - 2.5| = 0.5, exactly representable; impostors 1.5 and up.
+    result = calibrate(np.array([[0.0], [0.5], [2.0], [2.5]]), ["a", "a", "b", "b"])
+    assert result.genuine.tolist() == [0.5, 0.5]
+    assert result.fnmr(0.5) == 0.0 and result.fnmr(np.nextafter(0.5, 0)) == 1.0
+    assert result.fmr(1.5) == 0.25
+    assert same_person(0.5, 0.5) and decide(0.5, 0.5) == "match"
+    probe = np.zeros(128)
+    enrolled = np.zeros((1, 128))
+    enrolled[0, 0] = 0.5
+    gallery = {"subjects": ["a"], "labels": {"a": "A"}, "embeddings": enrolled}
+    assert rank_subjects(probe, gallery, top_k=1, threshold=0.5)[0]["decision"] == "match"
+    assert rank_subjects(probe, gallery, top_k=1, threshold=np.nextafter(0.5, 0))[0]["decision"] == "possible"
+
+
+def test_possible_up_to_threshold_plus_margin():
+    threshold = SAME_PERSON_THRESHOLD
+    boundary = threshold + POSSIBLE_MARGIN
+    assert decide(np.nextafter(threshold, 2.0), threshold) == "possible"
+    assert decide(boundary, threshold) == "possible"
+    assert decide(np.nextafter(boundary, 2.0), threshold) == "no_match"
+    assert decide(0.375, 0.25, possible_margin=0.125) == "possible"
+    assert decide(0.38, 0.25, possible_margin=0.125) == "no_match"
+
+
+def test_calibration_fmr_is_the_share_of_impostors_search_would_match():
+    rng = np.random.default_rng(11)
+    embeddings = np.round(rng.normal(size=(40, 2)), 1)  # a coarse grid: many tied distances
+    labels = [f"id{i % 8}" for i in range(40)]
+    result = calibrate(embeddings, labels, target_fmr=0.05)
+    thresholds = np.concatenate([result.impostor[::37], [result.threshold_at_target_fmr, result.eer_threshold, 0.6]])
+    for threshold in thresholds:
+        searched = np.mean([decide(d, threshold) == "match" for d in result.impostor])
+        assert result.fmr(threshold) == searched, threshold
+        rejected = np.mean([decide(d, threshold) != "match" for d in result.genuine])
+        assert result.fnmr(threshold) == pytest.approx(rejected, abs=1e-12), threshold
+    assert result.fmr(result.threshold_at_target_fmr) <= 0.05
 
 
 def test_target_fmr_threshold_is_the_largest_that_meets_the_target():

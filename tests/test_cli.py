@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +23,7 @@ def fimg(tmp_path, ray_session):
     env.pop("FIMG_DATABASE_URL", None)
 
     def run(*args: str, expect: int | None = 0) -> subprocess.CompletedProcess:
-        done = subprocess.run([sys.executable, "-m", "cli", *map(str, args)], cwd=REPO_ROOT, env=env,
+        done = subprocess.run([sys.executable, "-m", "fimg_service.cli", *map(str, args)], cwd=REPO_ROOT, env=env,
                               capture_output=True, text=True, timeout=300)
         if expect is not None:
             assert done.returncode == expect, (args, done.returncode, done.stdout[-2000:], done.stderr[-2000:])
@@ -41,8 +43,8 @@ def test_hash_prints_one_json_line_per_file_and_fails_on_bad_files(fimg, fixture
     assert rows[0]["quality"] == 100 and (rows[0]["width"], rows[0]["height"]) == (1600, 1004)
     assert len(rows[0]["dihedral"]) == 8 and rows[0]["dihedral"][0] == rows[0]["pdq"]
     assert {"md5", "sha1", "sha256"} <= set(rows[0])
-    assert rows[1]["path"] == str(bad) and rows[1]["error_code"] == "not_an_image"
-    assert rows[2]["error"].startswith("cannot read")
+    assert rows[1]["path"] == str(bad) and rows[1]["error"]["code"] == "not_an_image"
+    assert rows[2]["error"]["code"] == "unreadable" and rows[2]["error"]["message"].startswith("cannot read")
     assert "2 of 3 files failed" in done.stderr
 
 
@@ -70,7 +72,8 @@ def test_bank_match_jobs_and_audit_from_the_command_line(fimg, fixtures_dir, tmp
     assert rows["blur-a-lot.jpg"]["status"] == "match"
     assert rows["blur-a-lot.jpg"]["matches"][0]["record_id"] == "aaa-orig.jpg"
     assert rows["pen-and-coaster.png"]["status"] == "no_match"
-    assert rows["broken.jpg"]["status"] == "error"
+    assert rows["broken.jpg"]["status"] == "error" and rows["broken.jpg"]["error"]["code"] == "corrupt"
+    assert rows["broken.jpg"]["sha256"] == hashlib.sha256(bad.read_bytes()).hexdigest()
     assert "3/3 items, 1 errors" in done.stderr
 
     jobs = [json.loads(line) for line in fimg("jobs", "list").stdout.splitlines()]
@@ -145,5 +148,5 @@ def test_the_installed_fimg_script_lists_every_command():
     script = Path(sys.executable).parent / "fimg"
     done = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    for command in ("hash", "serve", "keys", "bank", "match", "jobs", "audit", "faces", "age"):
-        assert command in done.stdout
+    listed = re.findall(r"^    ([a-z]+)\s", done.stdout, flags=re.MULTILINE)
+    assert sorted(listed) == ["age", "audit", "bank", "db", "faces", "hash", "jobs", "keys", "match", "serve"]

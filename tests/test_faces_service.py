@@ -61,10 +61,11 @@ def test_enrolment_rejects_unusable_photos_and_subjects_can_be_deleted(service, 
                                        fixtures_dir / "faces" / "group-two-people.jpg"])
     body = {"subject_id": "x", "photos": [{"upload": landscape["id"]}]}
     response = service.client.post(f"/v1/galleries/{gallery}/subjects", json=body, headers=service.auth("analyst"))
-    assert response.status_code == 422 and response.json()["rejected"][0]["error"] == "no face found"
+    assert response.status_code == 422 and response.json()["rejected"][0]["code"] == "no_face"
     body = {"subject_id": "x", "photos": [{"upload": group["id"]}]}
     response = service.client.post(f"/v1/galleries/{gallery}/subjects", json=body, headers=service.auth("analyst"))
-    assert response.status_code == 422 and "face_index" in response.json()["rejected"][0]["error"]
+    [rejected] = response.json()["rejected"]
+    assert response.status_code == 422 and rejected["code"] == "multiple_faces" and "face_index" in rejected["message"]
 
     listed = service.client.get(f"/v1/galleries/{gallery}/subjects", headers=service.auth("analyst")).json()
     assert {s["subject_id"] for s in listed["subjects"]} == set(SUBJECTS)
@@ -77,7 +78,7 @@ def test_enrolment_rejects_unusable_photos_and_subjects_can_be_deleted(service, 
     assert deleted.json() == {"removed": 1}
     assert service.client.delete(f"/v1/galleries/{gallery}/subjects/obama",
                                  headers=service.auth("analyst")).status_code == 404
-    with service.store.engine.connect() as conn:
+    with service.storage.engine.connect() as conn:
         import sqlalchemy as sa
         left = conn.execute(sa.text("SELECT count(*) FROM gallery_faces WHERE subject_id = 'obama'")).scalar()
     assert left == 0

@@ -47,8 +47,10 @@ def test_match_batch_reports_every_item(service, fixtures_dir, bridge):
     weak = fixtures_dir / "pdq" / "reg-test" / "labelme-subset" / "q0003.jpg"  # PDQ quality 3: too weak to match
     uploads = service.upload([bridge / "aaa-orig.jpg", *edited, *rotated, *unrelated, weak])
     # A file that passed upload validation but is damaged on disk later still yields an item error.
-    broken = service.store.add_upload(service.store.authenticate(service.keys["analyst"]), "damaged.jpg",
-                                      original[: len(original) // 3], {})
+    damaged = original[: len(original) // 3]
+    analyst = service.app.keys.authenticate(service.keys["analyst"])
+    with service.storage.unit() as unit:
+        broken = unit.uploads.add(analyst.key_id, "damaged.jpg", service.storage.blobs.put(damaged), len(damaged))
     inputs = [u["id"] for u in uploads] + [broken.id]
 
     response = service.client.post("/v1/jobs", json={"type": "match_batch", "inputs": inputs,
@@ -81,9 +83,10 @@ def test_match_batch_reports_every_item(service, fixtures_dir, bridge):
         assert by_name[path.name]["matches"] == []
     assert by_name["q0003.jpg"]["status"] == "low_quality" and by_name["q0003.jpg"]["quality"] < 50
     damaged = by_name["damaged.jpg"]
-    assert damaged["status"] == "error" and damaged["error"]
+    assert damaged["status"] == "error" and damaged["error"]["code"] == "truncated" \
+        and damaged["error"]["message"]
     assert all(set(item) <= {"index", "name", "sha256", "md5", "sha1", "pdq", "quality", "status", "error",
-                             "error_code", "matches"} for item in result["items"])
+                             "matches"} for item in result["items"])
 
     report = service.client.get(f"/v1/jobs/{job['id']}/result?format=csv", headers=service.auth("analyst"))
     assert report.status_code == 200 and report.headers["content-type"].startswith("text/csv")
@@ -161,4 +164,4 @@ def test_sync_hash_and_lookup(service, bridge):
     unknown = service.client.get(f"/v1/lookup?pdq={body['pdq']}&banks=nope", headers=service.auth("service"))
     assert unknown.status_code == 404 and "nope" in unknown.json()["message"]
     bad = service.client.post("/v1/hash", files={"file": ("a.jpg", b"<html>")}, headers=service.auth("service"))
-    assert bad.status_code == 422 and bad.json()["error"] == "not_an_image"
+    assert bad.status_code == 422 and bad.json()["code"] == "not_an_image"

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import REPO_ROOT, make_settings
-from storage import Store
+from conftest import REPO_ROOT, create_key, make_settings
+from fimg_service.storage import Storage
 
 
 def free_port() -> int:
@@ -43,7 +43,7 @@ class ServiceProcess:
         env = {**os.environ, "FIMG_DATA_DIR": str(data_dir), "RAY_ADDRESS": ray_address, "FIMG_CHUNK_SIZE": "2"}
         env.pop("FIMG_DATABASE_URL", None)
         self.log = log_path.open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(self.port)],
+        self.process = subprocess.Popen([sys.executable, "-m", "fimg_service.cli", "serve", "--port", str(self.port)],
                                         cwd=REPO_ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         wait_until(self._healthy, 90, "the service to start")
 
@@ -70,16 +70,27 @@ class ServiceProcess:
         self.log.close()
 
 
-def prepare_data(data_dir: Path, bridge: Path, copies: int) -> tuple[Store, str, list[str]]:
-    from storage import LOCAL_ADMIN
+def prepare_data(data_dir: Path, bridge: Path, copies: int) -> tuple[Storage, str, list[str]]:
+    from fimg_service.usecases import LOCAL_ADMIN, Application
 
-    store = Store(f"sqlite:///{data_dir / 'fimg.db'}", data_dir)
-    store.create_schema()
-    principal, key = store.create_key("resilience", "analyst")
-    store.create_bank(LOCAL_ADMIN, "b")
+    app = Application(make_settings(f"sqlite:///{data_dir / 'fimg.db'}", data_dir))
+    app.prepare_schema()
+    key = create_key(app, "resilience", "analyst")
+    analyst = app.keys.authenticate(key)
+    app.banks.create(LOCAL_ADMIN, "b")
     data = (bridge / "aaa-orig.jpg").read_bytes()
-    upload_ids = [store.add_upload(principal, f"copy-{i}.jpg", data, {}).id for i in range(copies)]
-    return store, key, upload_ids
+    uploads, _ = app.uploads.add(analyst, [(f"copy-{i}.jpg", data) for i in range(copies)])
+    return app.storage, key, [u.id for u in uploads]
+
+
+def job_of(storage: Storage, job_id: str):
+    with storage.read() as unit:
+        return unit.jobs.get(job_id)
+
+
+def items_of(storage: Storage, job_id: str):
+    with storage.read() as unit:
+        return unit.jobs.items(job_id)
 
 
 def submit(url: str, key: str, upload_ids: list[str]) -> str:
@@ -89,10 +100,10 @@ def submit(url: str, key: str, upload_ids: list[str]) -> str:
     return response.json()["id"]
 
 
-def assert_every_item_once(store: Store, job_id: str) -> None:
-    job = store.get_job(job_id)
+def assert_every_item_once(storage: Storage, job_id: str) -> None:
+    job = job_of(storage, job_id)
     assert job.status == "succeeded", (job.status, job.error)
-    items = store.job_items(job_id)
+    items = items_of(storage, job_id)
     assert job.done == job.total == len(items)
     assert all(item.status == "done" and item.completions == 1 for item in items)
 
@@ -105,34 +116,34 @@ def test_killed_ray_worker_costs_a_retry_not_an_item(service, fixtures_dir):
     job_id = service.client.post("/v1/jobs", json={"type": "match_batch", "inputs": [upload["id"]] * 60,
                                                    "params": {"banks": ["b"]}},
                                  headers=service.auth("analyst")).json()["id"]
-    dispatcher = service.client.app.state.dispatcher
+    dispatcher = service.app.pool.dispatcher
     victim_pid = ray.get(dispatcher.workers[0].pid.remote())
-    wait_until(lambda: service.store.get_job(job_id).done >= 4, 60, "the first results")
+    wait_until(lambda: job_of(service.storage, job_id).done >= 4, 60, "the first results")
     os.kill(victim_pid, signal.SIGKILL)
     assert service.wait(job_id)["status"] == "succeeded"
-    assert_every_item_once(service.store, job_id)
-    assert sum(item.attempts for item in service.store.job_items(job_id)) >= 1
+    assert_every_item_once(service.storage, job_id)
+    assert sum(item.attempts for item in items_of(service.storage, job_id)) >= 1
 
 
 def test_killed_service_resumes_its_jobs_on_restart(ray_session, tmp_path, fixtures_dir):
     data_dir = tmp_path / "data"
-    store, key, upload_ids = prepare_data(data_dir, fixtures_dir / "pdq" / "bridge-mods", copies=80)
+    storage, key, upload_ids = prepare_data(data_dir, fixtures_dir / "pdq" / "bridge-mods", copies=80)
     address = ray_session.get_runtime_context().gcs_address
     first = ServiceProcess(data_dir, address, tmp_path / "service.log")
     try:
         job_id = submit(first.url, key, upload_ids)
-        wait_until(lambda: store.get_job(job_id).done >= 6, 90, "the first results")
+        wait_until(lambda: job_of(storage, job_id).done >= 6, 90, "the first results")
     finally:
         first.kill()
-    interrupted = store.get_job(job_id)
+    interrupted = job_of(storage, job_id)
     assert interrupted.status == "running" and interrupted.done < interrupted.total
 
     second = ServiceProcess(data_dir, address, tmp_path / "service.log")
     try:
-        wait_until(lambda: store.get_job(job_id).status == "succeeded", 180, "the resumed job")
+        wait_until(lambda: job_of(storage, job_id).status == "succeeded", 180, "the resumed job")
     finally:
         second.stop()
-    assert_every_item_once(store, job_id)
+    assert_every_item_once(storage, job_id)
 
 
 def test_two_hundred_concurrent_submissions(ray_session, tmp_path):
@@ -147,10 +158,10 @@ def test_two_hundred_concurrent_submissions(ray_session, tmp_path):
     thread.start()
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: getattr(app.state, "store", None) is not None and server.started, 60, "the server")
-        key = app.state.store.create_key("load", "service")[1]
+        wait_until(lambda: getattr(app.state, "application", None) is not None and server.started, 60, "the server")
+        key = create_key(app.state.application, "load", "service")
         headers = {"Authorization": f"Bearer {key}"}
-        admin = app.state.store.create_key("admin", "admin")[1]
+        admin = create_key(app.state.application, "admin", "admin")
         httpx.post(url + "/v1/banks", json={"name": "b"}, headers={"Authorization": f"Bearer {admin}"})
 
         def one(i: int) -> tuple[int, str]:
@@ -181,15 +192,15 @@ def test_match_batch_runs_on_both_nodes_of_a_two_node_cluster(tmp_path, fixtures
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     cluster.add_node(num_cpus=1)
     data_dir = tmp_path / "data"
-    store, key, upload_ids = prepare_data(data_dir, fixtures_dir / "pdq" / "bridge-mods", copies=40)
+    storage, key, upload_ids = prepare_data(data_dir, fixtures_dir / "pdq" / "bridge-mods", copies=40)
     service = None
     try:
         cluster.wait_for_nodes()
         service = ServiceProcess(data_dir, cluster.address, tmp_path / "service.log")
         job_id = submit(service.url, key, upload_ids)
-        wait_until(lambda: store.get_job(job_id).status == "succeeded", 180, "the batch")
-        assert_every_item_once(store, job_id)
-        nodes = {item.node for item in store.job_items(job_id)}
+        wait_until(lambda: job_of(storage, job_id).status == "succeeded", 180, "the batch")
+        assert_every_item_once(storage, job_id)
+        nodes = {item.node for item in items_of(storage, job_id)}
         assert len(nodes) == 2, nodes
     finally:
         if service is not None:

@@ -11,10 +11,10 @@ from PIL import Image, ImageDraw, ImageFont
 
 from imaging.decode import decode
 from imaging.hashes import PdqHash
-from imaging.matching import (REGION_THRESHOLD, VARIANT_THRESHOLD, BankEntry, BankMatcher, QueryHashes, hashes_for_bank,
-                              report_status, variant_hashes)
+from imaging.matching import (VARIANT_THRESHOLD, BankEntry, BankMatcher, QueryHashes, bank_entry, hashes_for_bank,
+                              report_status)
 from imaging.pdq import pdq, pdq_dihedral
-from imaging.regions import BANK_REGIONS, QUERY_REGIONS, region_hashes
+from imaging.regions import BANK_REGIONS, QUERY_REGIONS, REGION_THRESHOLD, RegionHash, region_hashes, region_match
 from imaging.robust import bank_variants, fill_corners, query_variants, trim_borders, uncaptioned
 
 BANKED = {"bridge": "pdq/bridge-mods/aaa-orig.jpg", "obama": "faces/obama-1.jpg",
@@ -117,8 +117,8 @@ def matcher(fixtures_dir) -> BankMatcher:
     for name, path in BANKED.items():
         record = hashes_for_bank((fixtures_dir / path).read_bytes(), robust=True)
         stored = json.loads(json.dumps(record["extra_hashes"]))
-        entries.append(BankEntry(name, f"victim-{name}", record["pdq"], record["md5"], record["sha1"],
-                                 record["sha256"], variant_hashes(stored)))
+        entries.append(bank_entry(name, f"victim-{name}", record["pdq"], record["md5"], record["sha1"],
+                                  record["sha256"], stored))
     return BankMatcher("robust", entries)
 
 
@@ -203,14 +203,32 @@ def test_a_banked_picture_inside_a_collage_is_found_by_its_regions(matcher, bank
 def test_one_shared_region_is_not_a_match():
     """A record matches by regions only when two different query regions meet two different stored regions."""
     rng = np.random.default_rng(7)
-    stored = [PdqHash.from_bits(rng.random(256) < 0.5) for _ in range(3)]
-    near = [PdqHash(int(h) ^ 0x3FF) for h in stored]  # ten bits away
-    stranger = [PdqHash.from_bits(rng.random(256) < 0.5) for _ in range(3)]
-    bank = BankMatcher("regions", [BankEntry("record", variant_hashes=tuple(("pdq_region", str(h)) for h in stored))])
+    stored = [RegionHash.from_bits(rng.random(256) < 0.5) for _ in range(3)]
+    near = [RegionHash(int(h) ^ 0x3FF) for h in stored]  # ten bits away
+    stranger = [RegionHash.from_bits(rng.random(256) < 0.5) for _ in range(3)]
+    bank = BankMatcher("regions", [BankEntry("record", regions=tuple(stored))])
     assert bank.match(QueryHashes(regions=(near[0], *stranger))) == []
     assert bank.match(QueryHashes(regions=(near[0], near[0]))) == []  # two probes, one stored region
     found = bank.match(QueryHashes(regions=(stranger[0], near[1], near[2])))
     assert [(m.record_id, m.kind, m.distance) for m in found] == [("record", "pdq_region", 10)]
+
+
+def test_the_region_rule_needs_two_different_regions_on_both_sides():
+    assert region_match([]) is None
+    assert region_match([(0, 0, 4)]) is None
+    assert region_match([(0, 0, 4), (1, 0, 6)]) is None  # two query regions on one stored region
+    assert region_match([(0, 0, 4), (0, 1, 6)]) is None  # one query region on two stored ones
+    assert region_match([(0, 0, 4), (1, 1, REGION_THRESHOLD + 2)]) is None
+    assert region_match([(0, 0, 4), (1, 1, 12)]) == 12
+    assert region_match([(0, 0, 8), (0, 1, 2), (1, 1, 6), (2, 2, 10)]) == 6  # best per query region: 2, 6, 10
+
+
+def test_region_hashes_are_not_comparable_with_pdq_hashes(banked):
+    bridge = banked["bridge"]
+    regions = region_hashes(bridge)
+    assert regions and all(type(h) is RegionHash for h in regions)
+    with pytest.raises(TypeError):
+        regions[0] - pdq(bridge)[0]
 
 
 def test_region_hashes_skip_flat_pictures_and_follow_the_content(banked):
@@ -231,7 +249,7 @@ def test_variants_match_within_their_tighter_threshold(banked):
     query = query_for(centre_crop(bridge[:, ::-1], 0.04))
     mirrored_crop = [h for kind, h in bank_variants(bridge) if kind == "pdq_crop"][1]
     assert VARIANT_THRESHOLD < query.pdq - mirrored_crop <= 31
-    entry = BankEntry("bridge", pdq=str(pdq(bridge)[0]), variant_hashes=(("pdq_crop", str(mirrored_crop)),))
+    entry = BankEntry("bridge", pdq=str(pdq(bridge)[0]), variant_hashes=(("pdq_crop", mirrored_crop),))
     assert BankMatcher("tight", [entry]).match(query) == []
 
 
@@ -294,6 +312,17 @@ def test_uncaptioned_cuts_meme_captions_and_nothing_else(banked):
         assert uncaptioned(rgb) is None, name
         band = uncaptioned(captioned(rgb))
         assert band is not None and band.shape[0] == round(rgb.shape[0] * 0.85) - round(rgb.shape[0] * 0.15)
+
+
+def test_bank_entry_reads_the_stored_columns_back(fixtures_dir):
+    record = hashes_for_bank((fixtures_dir / BANKED["coaster"]).read_bytes(), robust=True)
+    extra = json.loads(json.dumps(record["extra_hashes"]))
+    entry = bank_entry("r", "v", record["pdq"], record["md5"], record["sha1"], record["sha256"], extra)
+    assert [str(h) for h in entry.regions] == extra["pdq_region"]
+    assert [(kind, str(h)) for kind, h in entry.variant_hashes] == [
+        (kind, value) for kind, values in extra.items() if kind != "pdq_region" for value in values]
+    assert all(type(h) is PdqHash for _, h in entry.variant_hashes)
+    assert bank_entry("r", None, record["pdq"], None, None, None, None) == BankEntry("r", pdq=record["pdq"])
 
 
 def test_hashes_for_bank_keeps_its_plain_shape_unless_asked(fixtures_dir):

@@ -1,13 +1,18 @@
 """The `age_progression` job: one photo, progressed to each target age; artefacts are stored with the job."""
 from __future__ import annotations
 
-from typing import Any, Literal
+import hashlib
+from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
-from storage import Principal, Store
-from workers.inputs import upload_items
-from workers.registry import ItemOutcome, JobInputError, JobType
+from agepro import (AgeProgressionError, AgeProgressionResult, ChosenFace, FamilyFace, age_progression,
+                    check_parameters, check_relative)
+from biometrics import FaceChoiceError, choose_face, detect_faces, face_mesh
+from imaging.decode import DecodeError, decode
+from workers.registry import (ItemOutcome, JobRequest, JobType, UploadResolver, invalid_job, item_error,
+                              upload_items)
 
 CONTENT_TYPES = {".png": "image/png", ".json": "application/json"}
 
@@ -39,30 +44,77 @@ class AgeParams(BaseModel):
         return self
 
 
-def build_items(store: Store, who: Principal, request: Any, params: AgeParams) -> list[dict]:
+def build_items(request: JobRequest, params: AgeParams, uploads: UploadResolver) -> list[dict]:
     if request.hashes or len(request.inputs) != 1:
-        raise JobInputError("an age_progression job takes exactly one upload id in `inputs`: the child's photo")
-    [item] = upload_items(store, who, request.inputs)
-    family = upload_items(store, who, [f.upload for f in params.family])
+        raise invalid_job("an age_progression job takes exactly one upload id in `inputs`: the child's photo")
+    [item] = upload_items(uploads, request.inputs)
+    family = upload_items(uploads, [f.upload for f in params.family])
     item["input"]["family"] = [{"sha256": f["input"]["sha256"], "age": p.age, "relation": p.relation}
                                for f, p in zip(family, params.family)]
     return [item]
 
 
-def load_item(store: Store, item_input: dict) -> dict:
-    return {"data": store.get_blob(item_input["sha256"]),
-            "family": [(store.get_blob(f["sha256"]), f["age"], f["relation"]) for f in item_input.get("family", [])]}
+def load_item(storage, item_input: dict) -> dict:
+    return {"data": storage.blobs.get(item_input["sha256"]),
+            "family": [(storage.blobs.get(f["sha256"]), f["age"], f["relation"])
+                       for f in item_input.get("family", [])]}
 
 
-def run_item(_context: None, params: dict, item: dict) -> ItemOutcome:
-    from agepro import AgeProgressionError, run_age_progression
+def progress_photo(data: bytes, family: list[tuple[bytes, float, str]], *, age: float, sex: str,
+                   target_ages: list[float], face_index: int | None = None, family_weight: float | None = None,
+                   label: str | None = None) -> AgeProgressionResult:
+    """The job's edge: decode the photo, find its face (`face_index` picks one of several, 0 = leftmost) and mesh
+    it, do the same for each relative's photo (`family`: (bytes, age at the photo, relation); their most prominent
+    face), then progress with `agepro`. None means agepro's default. Raises `agepro.AgeProgressionError` for every
+    bad input, the parameters' before any decoding."""
 
-    options = {k: params[k] for k in ("face_index", "family_weight", "label") if params.get(k) is not None}
+    def decoded(photo: bytes, code: str, what: str) -> np.ndarray:
+        if not isinstance(photo, (bytes, bytearray, memoryview)):
+            raise AgeProgressionError(code, f"{what} must be encoded image bytes, not {type(photo).__name__}")
+        try:
+            # Scaled, not clipped, high bit depths: what face analysis needs.
+            result = decode(bytes(photo), scale_high_bit_depth=True)
+        except DecodeError as exc:
+            raise AgeProgressionError(code, f"{what} could not be decoded ({exc.code}): {exc.message}") from exc
+        return np.ascontiguousarray(result.rgb, dtype=np.uint8)
+
+    options = {k: v for k, v in (("label", label), ("family_weight", family_weight)) if v is not None}
+    check_parameters(age, sex, target_ages, **options)
+    rgb = decoded(data, "invalid_image", "the photo")
+    faces = detect_faces(rgb)
     try:
-        result = run_age_progression(item["data"], params["age"], params["sex"], params["target_ages"],
-                                     family=item["family"], **options)
+        face = choose_face(faces, face_index)
+    except FaceChoiceError as exc:
+        raise AgeProgressionError(exc.code, exc.message) from None
+    mesh = face_mesh(rgb, face)
+    if mesh is None:
+        raise AgeProgressionError("no_mesh", "the face was found but its landmarks could not be placed")
+
+    relatives = []
+    for number, (photo, relative_age, relation) in enumerate(family, start=1):
+        what = f"family photo {number} ({relation})"
+        relative_age = check_relative(number, relative_age, relation)
+        relative_rgb = decoded(photo, "invalid_family_photo", what)
+        relative_faces = detect_faces(relative_rgb)
+        if not relative_faces:
+            raise AgeProgressionError("invalid_family_photo", f"{what}: no face was found")
+        used = int(np.argmax([f.size for f in relative_faces]))  # the most prominent face is the relative
+        relative_mesh = face_mesh(relative_rgb, relative_faces[used])
+        if relative_mesh is None:
+            raise AgeProgressionError("invalid_family_photo", f"{what}: the face's landmarks could not be placed")
+        relatives.append(FamilyFace(relative_mesh, relative_age, relation, hashlib.sha256(photo).hexdigest(),
+                                    ChosenFace(used, relative_faces[used].box, len(relative_faces))))
+    return age_progression(rgb, mesh, age, sex, target_ages, source_sha256=hashlib.sha256(data).hexdigest(),
+                           face=ChosenFace(faces.index(face), face.box, len(faces)), family=relatives, **options)
+
+
+def run_item(_context: None, params: AgeParams, item: dict) -> ItemOutcome:
+    try:
+        result = progress_photo(item["data"], item["family"], age=params.age, sex=params.sex,
+                                target_ages=params.target_ages, face_index=params.face_index,
+                                family_weight=params.family_weight, label=params.label)
     except AgeProgressionError as exc:
-        return ItemOutcome(ok=False, result={"status": "error", "error": exc.message, "error_code": exc.code})
+        return item_error(exc.code, exc.message)
     files = result.to_files()
     artifacts = {name: (data, CONTENT_TYPES.get(name[name.rfind("."):], "application/octet-stream"))
                  for name, data in files.items()}

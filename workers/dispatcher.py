@@ -18,9 +18,10 @@ from typing import Any
 import ray
 from ray.exceptions import TaskCancelledError
 
-from storage import ITEM_DONE, ITEM_ERROR, Store
+from fimg_service.errors import FimgError
+from fimg_service.storage import ITEM_DONE, ITEM_ERROR, Storage
 from workers.pool import ContextRefs, cluster_cpus, make_workers
-from workers.registry import JobSetupError, get_job_type
+from workers.registry import get_job_type, item_error
 
 log = logging.getLogger("fimg.dispatcher")
 
@@ -43,9 +44,9 @@ class Chunk:
 
 
 class Dispatcher:
-    def __init__(self, store: Store, chunk_size: int = 16, num_workers: int | None = None,
+    def __init__(self, storage: Storage, chunk_size: int = 16, num_workers: int | None = None,
                  only_jobs: Iterable[str] | None = None, max_attempts: int = 3, poll_interval: float = 0.5):
-        self.store = store
+        self.storage = storage
         self.chunk_size = chunk_size
         self.num_workers = num_workers
         self.only_jobs = set(only_jobs) if only_jobs is not None else None
@@ -108,8 +109,9 @@ class Dispatcher:
 
     def _reconcile(self) -> None:
         self._last_reconcile = time.monotonic()
-        active = {job.id: job for job in self.store.active_jobs()
-                  if self.only_jobs is None or job.id in self.only_jobs}
+        with self.storage.read() as unit:
+            active = {job.id: job for job in unit.jobs.active()
+                      if self.only_jobs is None or job.id in self.only_jobs}
         for job_id in list(self.jobs):
             if job_id not in active:
                 self._drop(job_id)
@@ -117,18 +119,26 @@ class Dispatcher:
             if job.id in self.jobs:
                 continue
             if job.status == "queued":
-                self.store.set_job_status(job.id, "running", only_from=("queued",))
+                self._set_status(job.id, "running", only_from=("queued",))
             try:
-                context_key, context_ref = self.contexts.get(get_job_type(job.type), self.store, job.params)
-            except JobSetupError as exc:
-                self.store.set_job_status(job.id, "failed", error=str(exc))
+                context_key, context_ref = self.contexts.get(get_job_type(job.type), self.storage, job.params)
+            except FimgError as exc:
+                self._set_status(job.id, "failed", error=exc.message)
                 continue
             except Exception as exc:
                 log.exception("preparing job %s failed", job.id)
-                self.store.set_job_status(job.id, "failed", error=f"could not prepare the job: {type(exc).__name__}")
+                self._set_status(job.id, "failed", error=f"could not prepare the job: {type(exc).__name__}")
                 continue
             self.jobs[job.id] = ActiveJob(job.id, job.type, job.params, context_key, context_ref)
             log.info("job %s (%s) running", job.id, job.type)
+
+    def _set_status(self, job_id: str, status: str, **options) -> bool:
+        with self.storage.unit() as unit:
+            return unit.jobs.set_status(job_id, status, **options)
+
+    def _record(self, job_id: str, results: list[dict], node: str | None = None) -> None:
+        with self.storage.unit() as unit:
+            unit.jobs.record_results(job_id, results, node=node)
 
     def _drop(self, job_id: str) -> None:
         """The job left the active states (cancelled, or finished by another process): stop its work."""
@@ -138,8 +148,12 @@ class Dispatcher:
         self.jobs.pop(job_id, None)
 
     def _finish_if_done(self, job: ActiveJob) -> None:
-        if not job.in_flight and self.store.count_pending(job.id) == 0:
-            self.store.set_job_status(job.id, "succeeded", only_from=("running",))
+        if job.in_flight:
+            return
+        with self.storage.read() as unit:
+            pending = unit.jobs.count_pending(job.id)
+        if pending == 0:
+            self._set_status(job.id, "succeeded", only_from=("running",))
             self.jobs.pop(job.id, None)
             log.info("job %s succeeded", job.id)
 
@@ -157,7 +171,8 @@ class Dispatcher:
                     progressed = True
 
     def _submit_next_chunk(self, job: ActiveJob) -> bool:
-        items = self.store.pending_items(job.id, limit=self.chunk_size, exclude=job.in_flight)
+        with self.storage.read() as unit:
+            items = unit.jobs.pending_items(job.id, limit=self.chunk_size, exclude=job.in_flight)
         if not items:
             self._finish_if_done(job)
             return False
@@ -167,12 +182,12 @@ class Dispatcher:
         payload, failed = [], []
         for item in items:
             try:
-                payload.append({"idx": item.idx, "name": item.name, **spec.load_item(self.store, item.input)})
+                payload.append({"idx": item.idx, "name": item.name, **spec.load_item(self.storage, item.input)})
             except Exception as exc:
-                failed.append({"idx": item.idx, "status": ITEM_ERROR,
-                               "result": {"status": "error", "error": f"input unavailable: {exc}"}})
+                failed.append({"idx": item.idx, "status": ITEM_ERROR, "result": item_error(
+                    "input_unavailable", f"input unavailable: {getattr(exc, 'message', exc)}").result})
         if failed:
-            self.store.record_results(job.id, failed)
+            self._record(job.id, failed)
         if not payload:
             return True
         worker = min(range(len(self.workers)), key=self.worker_load.__getitem__)
@@ -198,24 +213,23 @@ class Dispatcher:
             return
         if job is None:
             return
-        written = []
-        for res in output["results"]:
-            for name, (data, content_type) in res["artifacts"].items():
-                self.store.add_artifact(job.id, name, data, content_type)
-            written.append({"idx": res["idx"], "status": ITEM_DONE if res["ok"] else ITEM_ERROR,
-                            "result": res["result"]})
-        self.store.record_results(job.id, written, node=output.get("node"))
+        artifacts = [(name, self.storage.blobs.put(data), len(data), content_type)
+                     for res in output["results"] for name, (data, content_type) in res["artifacts"].items()]
+        written = [{"idx": res["idx"], "status": ITEM_DONE if res["ok"] else ITEM_ERROR, "result": res["result"]}
+                   for res in output["results"]]
+        with self.storage.unit() as unit:
+            for name, sha256, size, content_type in artifacts:
+                unit.jobs.put_artifact(job.id, name, sha256, size, content_type)
+            unit.jobs.record_results(job.id, written, node=output.get("node"))
         job.in_flight.difference_update(chunk.indices)
 
     def _retry(self, job: ActiveJob, chunk: Chunk, exc: Exception) -> None:
         log.warning("a chunk of job %s was lost (%s); retrying its %d items", job.id, type(exc).__name__,
                     len(chunk.indices))
-        attempts = self.store.count_attempt(job.id, chunk.indices)
-        exhausted = [idx for idx in chunk.indices if attempts.get(idx, 0) >= self.max_attempts]
-        if exhausted:
-            self.store.record_results(job.id, [
-                {"idx": idx, "status": ITEM_ERROR,
-                 "result": {"status": "error",
-                            "error": f"the worker failed {self.max_attempts} times while processing this item"}}
-                for idx in exhausted])
+        lost = item_error("worker_failed", f"the worker failed {self.max_attempts} times while processing this item")
+        with self.storage.unit() as unit:
+            attempts = unit.jobs.count_attempt(job.id, chunk.indices)
+            exhausted = [idx for idx in chunk.indices if attempts.get(idx, 0) >= self.max_attempts]
+            unit.jobs.record_results(job.id, [{"idx": idx, "status": ITEM_ERROR, "result": lost.result}
+                                              for idx in exhausted])
         job.in_flight.difference_update(chunk.indices)

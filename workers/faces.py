@@ -2,19 +2,16 @@
 gallery). Embeddings are biometric data: analyst and admin only, and returned only when asked for."""
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from pydantic import BaseModel, Field
 
-from biometrics import SAME_PERSON_THRESHOLD, analyze
+from biometrics import SAME_PERSON_THRESHOLD, analyze, decide
 from imaging import DecodeError, decode, digests
-from storage import Principal, Store
-from workers.inputs import load_upload_item, upload_items
-from workers.registry import ItemOutcome, JobInputError, JobSetupError, JobType
+from fimg_service.errors import SetupFailed
+from workers.registry import (ItemOutcome, JobRequest, JobType, References, UploadResolver, invalid_job, item_error,
+                              load_upload_item, upload_items)
 
 FACE_ROLES = ("admin", "analyst")
-POSSIBLE_MARGIN = 0.1  # a candidate within threshold + margin is worth an analyst's look, not a match
 
 
 class ExtractParams(BaseModel):
@@ -27,14 +24,16 @@ class SearchParams(BaseModel):
     threshold: float | None = Field(None, gt=0, le=2, description="Default: the gallery's, else 0.6")
 
 
-def build_items(store: Store, who: Principal, request: Any, params: BaseModel) -> list[dict]:
-    if isinstance(params, SearchParams):
-        store.get_gallery(params.gallery)
+def search_references(params: SearchParams) -> References:
+    return References(galleries=(params.gallery,))
+
+
+def build_items(request: JobRequest, _params: BaseModel, uploads: UploadResolver) -> list[dict]:
     if request.hashes:
-        raise JobInputError("face jobs take `inputs` (upload ids), not `hashes`")
-    items = upload_items(store, who, request.inputs)
+        raise invalid_job("face jobs take `inputs` (upload ids), not `hashes`")
+    items = upload_items(uploads, request.inputs)
     if not items:
-        raise JobInputError("a face job needs `inputs` (upload ids)")
+        raise invalid_job("a face job needs `inputs` (upload ids)")
     return items
 
 
@@ -46,33 +45,40 @@ def face_records(data: bytes, embeddings: bool) -> tuple[dict, list]:
     return header, analyze(decoded.rgb, embeddings=embeddings)
 
 
-def run_extract(_context: None, params: dict, item: dict) -> ItemOutcome:
+def run_extract(_context: None, params: ExtractParams, item: dict) -> ItemOutcome:
     try:
-        header, faces = face_records(item["data"], params.get("embeddings", False))
+        header, faces = face_records(item["data"], params.embeddings)
     except DecodeError as exc:
-        return ItemOutcome(ok=False, result={"status": "error", "error": str(exc), "error_code": exc.code})
+        return item_error(exc.code, str(exc))
     return ItemOutcome(ok=True, result={
         **header, "status": "done",
-        "faces": [face.to_dict(include_embedding=params.get("embeddings", False)) for face in faces]})
+        "faces": [face.to_dict(include_embedding=params.embeddings) for face in faces]})
 
 
-def _gallery(store: Store, params: dict):
-    try:
-        return store.get_gallery(params["gallery"])
-    except LookupError as exc:
-        raise JobSetupError(str(exc)) from exc
+def _gallery(storage, params: dict):
+    with storage.read() as unit:
+        gallery = unit.galleries.get(params["gallery"])
+    if gallery is None:
+        raise SetupFailed(f"no gallery named {params['gallery']!r}")
+    return gallery
 
 
-def search_context_key(store: Store, params: dict) -> str:
-    gallery = _gallery(store, params)
+def search_context_key(storage, params: dict) -> str:
+    gallery = _gallery(storage, params)
     return f"gallery:{gallery.name}@{gallery.revision}"
 
 
-def prepare_search(store: Store, params: dict) -> dict:
-    gallery = _gallery(store, params)
-    faces = store.gallery_faces(gallery.name)
+def prepare_search(storage, params: dict) -> dict:
+    gallery = _gallery(storage, params)
+    with storage.read() as unit:
+        faces = unit.galleries.faces(gallery.id)
+    return gallery_matrix(gallery.threshold, faces)
+
+
+def gallery_matrix(threshold: float | None, faces: list) -> dict:
+    """What a search needs of a gallery: its threshold and every enrolled face's subject and embedding."""
     payload = {
-        "threshold": gallery.threshold or SAME_PERSON_THRESHOLD,
+        "threshold": threshold or SAME_PERSON_THRESHOLD,
         "subjects": [f.subject_id for f in faces],
         "labels": {f.subject_id: f.label for f in faces},
         "embeddings": np.asarray([f.embedding for f in faces], dtype=np.float64).reshape(-1, 128),
@@ -94,20 +100,12 @@ def rank_subjects(embedding: np.ndarray, gallery: dict, top_k: int, threshold: f
             for rank, (subject, dist) in enumerate(ranked, start=1)]
 
 
-def decide(dist: float, threshold: float) -> str:
-    if dist <= threshold:
-        return "match"
-    if dist <= threshold + POSSIBLE_MARGIN:
-        return "possible"
-    return "no_match"
-
-
-def run_search(gallery: dict, params: dict, item: dict) -> ItemOutcome:
-    threshold = params.get("threshold") or gallery["threshold"]
+def run_search(gallery: dict, params: SearchParams, item: dict) -> ItemOutcome:
+    threshold = params.threshold or gallery["threshold"]
     try:
         header, faces = face_records(item["data"], embeddings=True)
     except DecodeError as exc:
-        return ItemOutcome(ok=False, result={"status": "error", "error": str(exc), "error_code": exc.code})
+        return item_error(exc.code, str(exc))
     out = []
     for index, face in enumerate(faces):
         entry = {"face_index": index, **face.to_dict(include_embedding=False)}
@@ -115,7 +113,7 @@ def run_search(gallery: dict, params: dict, item: dict) -> ItemOutcome:
         if face.embedding is None:
             entry.update(decision="low_quality", candidates=[])
         else:
-            entry["candidates"] = rank_subjects(face.embedding, gallery, params.get("top_k", 5), threshold)
+            entry["candidates"] = rank_subjects(face.embedding, gallery, params.top_k, threshold)
             entry["decision"] = entry["candidates"][0]["decision"] if entry["candidates"] else "no_match"
         out.append(entry)
     status = "match" if any(f["decision"] == "match" for f in out) else ("no_face" if not out else "no_match")
@@ -126,6 +124,7 @@ JOB_TYPES = [
     JobType(name="extract_faces", params_model=ExtractParams, roles=FACE_ROLES, build_items=build_items,
             load_item=load_upload_item, run_item=run_extract),
     JobType(name="face_search", params_model=SearchParams, roles=FACE_ROLES, build_items=build_items,
-            load_item=load_upload_item, run_item=run_search, context_key=search_context_key,
+            references=search_references, load_item=load_upload_item, run_item=run_search,
+            context_key=search_context_key,
             prepare=prepare_search),
 ]

@@ -3,21 +3,16 @@ from __future__ import annotations
 
 import csv
 import io
-import re
-from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from imaging import DecodeError, PdqHash, decode, digests, pdq_dihedral
-from imaging.matching import BankEntry, BankMatcher, QueryHashes, match_banks, report_status, variant_hashes
+from imaging import DecodeError, PdqHash, decode, digests, pdq_dihedral, signals
+from imaging.matching import BankMatcher, QueryHashes, bank_entry, match_banks, report_status
 from imaging.regions import QUERY_REGIONS, region_hashes
 from imaging.robust import query_variants
-from storage import Principal, Store
-from workers.inputs import load_upload_item, upload_items
-from workers.registry import ItemOutcome, JobInputError, JobSetupError, JobType
-
-HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "pdq": 64}
-HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
+from fimg_service.errors import SetupFailed
+from workers.registry import (ItemOutcome, JobRequest, JobType, References, UploadResolver, invalid_job,
+                              load_upload_item, upload_items)
 
 
 class MatchParams(BaseModel):
@@ -37,64 +32,65 @@ class HashInput(BaseModel):
     @field_validator("pdq", "md5", "sha1", "sha256")
     @classmethod
     def _hex(cls, value: str | None, info) -> str | None:
-        if value is None:
-            return None
-        length = HEX_LENGTHS[info.field_name]
-        if len(value) != length or not HEX_RE.match(value):
-            raise ValueError(f"{info.field_name} must be {length} hexadecimal characters")
-        return value.lower()
+        return None if value is None else signals.normalise(info.field_name, value)
 
 
-def build_items(store: Store, who: Principal, request: Any, params: MatchParams) -> list[dict]:
+def references(params: MatchParams) -> References:
+    return References(banks=tuple(params.banks))
+
+
+def build_items(request: JobRequest, params: MatchParams, uploads: UploadResolver) -> list[dict]:
     """Items from upload ids (`request.inputs`) and/or caller-held hashes (`request.hashes`)."""
-    for bank in params.banks:
-        store.get_bank(bank)  # NotFound -> 404 for an unknown bank
-    items = upload_items(store, who, request.inputs)
-    for i, raw in enumerate(request.hashes or []):
+    items = upload_items(uploads, request.inputs)
+    for i, raw in enumerate(request.hashes):
         try:
             entry = HashInput.model_validate(raw)
         except ValueError as exc:
-            raise JobInputError(f"hashes[{i}]: {exc}") from exc
+            raise invalid_job(f"hashes[{i}]: {exc}") from exc
         if not (entry.pdq or entry.md5 or entry.sha1 or entry.sha256):
-            raise JobInputError(f"hashes[{i}] ({entry.name}): give at least one of pdq, md5, sha1, sha256")
+            raise invalid_job(f"hashes[{i}] ({entry.name}): give at least one of pdq, md5, sha1, sha256")
         items.append({"name": entry.name, "input": {"hashes": entry.model_dump(exclude={"name"})}})
     if not items:
-        raise JobInputError("a match batch needs `inputs` (upload ids) or `hashes`")
+        raise invalid_job("a match batch needs `inputs` (upload ids) or `hashes`")
     return items
 
 
-def _banks(store: Store, names: list[str]) -> list:
-    try:
-        return [store.get_bank(name) for name in names]
-    except LookupError as exc:
-        raise JobSetupError(str(exc)) from exc
+def _banks(storage, names: list[str]) -> list:
+    with storage.read() as unit:
+        banks = [(name, unit.banks.get(name)) for name in names]
+    missing = [name for name, bank in banks if bank is None]
+    if missing:
+        raise SetupFailed(f"no bank named {missing[0]!r}")
+    return [bank for _, bank in banks]
 
 
-def context_key(store: Store, params: dict) -> str:
+def context_key(storage, params: dict) -> str:
     """The banks and their revisions: an import bumps the revision, so a changed bank is a new context."""
-    return "match:" + ",".join(f"{bank.name}@{bank.revision}" for bank in _banks(store, params["banks"]))
+    return "match:" + ",".join(f"{bank.name}@{bank.revision}" for bank in _banks(storage, params["banks"]))
 
 
-def prepare(store: Store, params: dict) -> list[dict]:
+def prepare(storage, params: dict) -> list[dict]:
     snapshot = []
-    for bank in _banks(store, params["banks"]):
-        entries = [BankEntry(r.record_id, r.victim_id, r.pdq, r.md5, r.sha1, r.sha256, variant_hashes(r.extra_hashes))
-                   for r in store.bank_records(bank.name)]
+    for bank in _banks(storage, params["banks"]):
+        with storage.read() as unit:
+            records = unit.banks.records(bank.id)
+        entries = [bank_entry(r.record_id, r.victim_id, r.pdq, r.md5, r.sha1, r.sha256, r.extra_hashes)
+                   for r in records]
         snapshot.append({"name": bank.name, "threshold": bank.threshold, "entries": entries})
     return snapshot
 
 
-def load_item(store: Store, item_input: dict) -> dict:
+def load_item(storage, item_input: dict) -> dict:
     if "hashes" in item_input:
         return {"hashes": item_input["hashes"]}
-    return load_upload_item(store, item_input)
+    return load_upload_item(storage, item_input)
 
 
 def setup(snapshot: list[dict]) -> list[BankMatcher]:
     return [BankMatcher(b["name"], b["entries"], b["threshold"]) for b in snapshot]
 
 
-def run_item(matchers: list[BankMatcher], params: dict, item: dict) -> ItemOutcome:
+def run_item(matchers: list[BankMatcher], params: MatchParams, item: dict) -> ItemOutcome:
     if "hashes" in item:
         given = item["hashes"]
         query = QueryHashes(md5=given.get("md5"), sha1=given.get("sha1"), sha256=given.get("sha256"),
@@ -108,16 +104,16 @@ def run_item(matchers: list[BankMatcher], params: dict, item: dict) -> ItemOutco
             decoded = decode(data)
         except DecodeError as exc:
             query = QueryHashes(**base)
-            matches = match_banks(query, matchers, params.get("threshold"))
+            matches = match_banks(query, matchers, params.threshold)
             result = {**base, "pdq": None, "quality": None, "status": "match" if matches else "error",
-                      "error": str(exc), "error_code": exc.code, "matches": [m.to_dict() for m in matches]}
+                      "error": {"code": exc.code, "message": str(exc)}, "matches": [m.to_dict() for m in matches]}
             return ItemOutcome(ok=bool(matches), result=result)
         hashes, quality = pdq_dihedral(decoded.rgb)
         query = QueryHashes(**base, pdq=hashes[0], quality=quality,
-                            dihedral=tuple(hashes) if params.get("dihedral", True) else (),
+                            dihedral=tuple(hashes) if params.dihedral else (),
                             variants=tuple(query_variants(decoded.rgb)),
                             regions=tuple(region_hashes(decoded.rgb, QUERY_REGIONS)))
-    matches = match_banks(query, matchers, params.get("threshold"))
+    matches = match_banks(query, matchers, params.threshold)
     result = {"sha256": query.sha256, "md5": query.md5, "sha1": query.sha1,
               "pdq": str(query.pdq) if query.pdq else None, "quality": query.quality,
               "status": report_status(query, matches), "matches": [m.to_dict() for m in matches]}
@@ -125,7 +121,7 @@ def run_item(matchers: list[BankMatcher], params: dict, item: dict) -> ItemOutco
 
 
 REPORT_COLUMNS = ("name", "status", "sha256", "pdq", "quality", "bank", "record_id", "victim_id", "kind",
-                  "distance", "error")
+                  "distance", "error_code", "error")
 
 
 def report_csv(items: list[dict]) -> str:
@@ -134,7 +130,9 @@ def report_csv(items: list[dict]) -> str:
     writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for item in items:
-        base = {k: item.get(k) for k in ("name", "status", "sha256", "pdq", "quality", "error")}
+        error = item.get("error") or {}
+        base = {**{k: item.get(k) for k in ("name", "status", "sha256", "pdq", "quality")},
+                "error_code": error.get("code"), "error": error.get("message")}
         for match in item.get("matches") or [{}]:
             writer.writerow({**base, **match})
     return out.getvalue()
@@ -145,6 +143,7 @@ JOB_TYPES = [JobType(
     params_model=MatchParams,
     roles=("admin", "analyst", "service"),
     build_items=build_items,
+    references=references,
     context_key=context_key,
     prepare=prepare,
     load_item=load_item,

@@ -14,7 +14,7 @@ from typing import Any
 
 import ray
 
-from workers.registry import ItemOutcome, JobType, get_job_type
+from workers.registry import JobType, get_job_type, item_error
 
 log = logging.getLogger("fimg.workers")
 CONTEXT_CACHE_SIZE = 4
@@ -61,15 +61,15 @@ class Worker:
         """`payload_ref` is a one-element list so Ray does not fetch the context unless the cache misses."""
         spec = get_job_type(job_type)
         context = self._context(job_type, context_key, payload_ref)
+        typed_params = spec.params(params)
         results = []
         for item in items:
             try:
-                outcome = spec.run_item(context, params, item)
+                outcome = spec.run_item(context, typed_params, item)
             except Exception as exc:  # one bad item must never sink its chunk
                 log.error("item %s of a %s job failed: %s", item.get("idx"), job_type,
                           traceback.format_exception_only(type(exc), exc)[-1].strip())
-                outcome = ItemOutcome(ok=False, result={"status": "error",
-                                                        "error": f"internal error: {type(exc).__name__}"})
+                outcome = item_error("internal_error", f"internal error: {type(exc).__name__}")
             results.append({"idx": item["idx"], "ok": outcome.ok, "result": outcome.result,
                             "artifacts": outcome.artifacts})
         return {"node": self.node_id(), "results": results}
@@ -87,13 +87,13 @@ class ContextRefs:
         self._refs: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, spec: JobType, store: Any, params: dict) -> tuple[str, Any]:
-        key = spec.key_for(store, params)
+    def get(self, spec: JobType, storage: Any, params: dict) -> tuple[str, Any]:
+        key = spec.key_for(storage, params)
         with self._lock:
             if key in self._refs:
                 self._refs.move_to_end(key)
                 return key, self._refs[key]
-        ref = ray.put(spec.prepare(store, params))
+        ref = ray.put(spec.prepare(storage, params))
         with self._lock:
             self._refs[key] = ref
             while len(self._refs) > self.size:

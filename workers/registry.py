@@ -1,38 +1,50 @@
 """Job types: each is a params model, how its items are built, and the per-item function a worker runs.
 
 Adding a job type means writing one module in `workers/` that builds a `JobType` and adding it to
-`JOB_MODULES` (each such module lists its types in `JOB_TYPES`); the API routes and the dispatcher stay as they are.
+`JOB_MODULES` (each such module lists its types in `JOB_TYPES`); the use cases, routes and dispatcher stay as
+they are.
 
 Two halves of a job type run in different places:
-- service side (has the Store): `build_items` turns a request into persisted items, `context_key` names the
-  job's shared context cheaply (e.g. its banks and their revisions), `prepare` builds that context's payload
-  (e.g. a bank snapshot; once per key, see `workers.pool.ContextRefs`) and `load_item` turns an item into what
-  a worker needs;
-- worker side (a Ray actor, no Store): `setup` turns the context payload into something ready to use (built once
-  per actor and context key), `run_item` computes one item.
+- service side (has the storage): `references` names the banks/galleries a job needs (the use case checks they
+  exist and that the caller may use them), `build_items` turns a typed `JobRequest` into items, `context_key`
+  names the job's shared context cheaply (e.g. its banks and their revisions), `prepare` builds that context's
+  payload (once per key, see `workers.pool.ContextRefs`) and `load_item` turns an item into what a worker needs;
+- worker side (a Ray actor, no storage): `setup` turns the context payload into something ready to use (built
+  once per actor and context key), `run_item` computes one item from the params re-validated by `params_model`.
 """
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
+
+from fimg_service.errors import InvalidInput
+from fimg_service.storage.records import UploadRecord
 
 JOB_MODULES = ("workers.match_batch", "workers.faces", "workers.age_progression")
 
 
-class JobInputError(ValueError):
-    """A job request that cannot be accepted (unknown bank, upload not found...): the client's to fix."""
+@dataclass(frozen=True)
+class JobRequest:
+    """What a caller asks a job to work on: upload ids and/or caller-held hashes (not yet validated)."""
 
-    def __init__(self, message: str, status_code: int = 422):
-        super().__init__(message)
-        self.status_code = status_code
+    inputs: tuple[str, ...] = ()
+    hashes: tuple[dict, ...] = ()
 
 
-class JobSetupError(RuntimeError):
-    """The job as a whole cannot run (e.g. its bank was deleted): the job fails with this message."""
+class UploadResolver(Protocol):
+    """An upload the caller may use, or NotFound (another owner's upload is not found either)."""
+
+    def __call__(self, upload_id: str) -> UploadRecord: ...
+
+
+@dataclass(frozen=True)
+class References:
+    banks: tuple[str, ...] = ()
+    galleries: tuple[str, ...] = ()
 
 
 @dataclass
@@ -42,21 +54,35 @@ class ItemOutcome:
     artifacts: dict[str, tuple[bytes, str]] = field(default_factory=dict)
 
 
+def item_error(code: str, message: str, **result: Any) -> ItemOutcome:
+    """A failed item in the one error shape (`error: {code, message}`)."""
+    return ItemOutcome(ok=False, result={**result, "status": "error", "error": {"code": code, "message": message}})
+
+
+def invalid_job(message: str) -> InvalidInput:
+    return InvalidInput(message, code="invalid_job")
+
+
 @dataclass(frozen=True)
 class JobType:
     name: str
     params_model: type[BaseModel]
     roles: tuple[str, ...]
-    build_items: Callable[..., list[dict]]
+    build_items: Callable[[JobRequest, Any, UploadResolver], list[dict]]
     load_item: Callable[..., dict]
-    run_item: Callable[[Any, dict, dict], ItemOutcome]
+    run_item: Callable[[Any, Any, dict], ItemOutcome]
+    references: Callable[[Any], References] = lambda _params: References()
     context_key: Callable[..., str] | None = None  # None: the job type has no shared context
-    prepare: Callable[..., Any] = lambda _store, _params: None
+    prepare: Callable[..., Any] = lambda _storage, _params: None
     setup: Callable[[Any], Any] = lambda payload: payload
     report_csv: Callable[[list[dict]], str] | None = None
 
-    def key_for(self, store: Any, params: dict) -> str:
-        return self.context_key(store, params) if self.context_key else self.name
+    def key_for(self, storage: Any, params: dict) -> str:
+        return self.context_key(storage, params) if self.context_key else self.name
+
+    def params(self, raw: dict) -> BaseModel:
+        """The params as the type's own model: the one place defaults and bounds are applied."""
+        return self.params_model.model_validate(raw)
 
 
 _REGISTRY: dict[str, JobType] = {}
@@ -73,5 +99,19 @@ def job_types() -> dict[str, JobType]:
 def get_job_type(name: str) -> JobType:
     types = job_types()
     if name not in types:
-        raise JobInputError(f"unknown job type {name!r}; known types: {', '.join(sorted(types))}")
+        raise InvalidInput(f"unknown job type {name!r}; known types: {', '.join(sorted(types))}",
+                           code="unknown_job_type")
     return types[name]
+
+
+def upload_items(uploads: UploadResolver, upload_ids: tuple[str, ...] | list[str]) -> list[dict]:
+    """Items from upload ids: the name and blob digest each item reads (ownership is the resolver's)."""
+    items = []
+    for upload_id in upload_ids:
+        upload = uploads(upload_id)
+        items.append({"name": upload.name, "input": {"upload": upload.id, "sha256": upload.sha256}})
+    return items
+
+
+def load_upload_item(storage: Any, item_input: dict) -> dict:
+    return {"data": storage.blobs.get(item_input["sha256"])}

@@ -12,7 +12,6 @@ from ray.exceptions import RayTaskError
 
 from imaging import DecodeError, PdqHash, decode, digests, pdq
 from imaging.matching import QueryHashes, match_banks
-from storage import Store
 from workers import match_batch
 from workers.pool import ContextRefs
 
@@ -55,8 +54,8 @@ def hash_file(data: bytes) -> dict:
     return _result(_hash_file.remote(data))
 
 
-def lookup(store: Store, pdq_hex: str, banks: list[str], threshold: int | None = None) -> list[dict]:
-    context_key, snapshot_ref = _bank_snapshots.get(match_batch.JOB_TYPES[0], store, {"banks": banks})
+def lookup(storage, pdq_hex: str, banks: list[str], threshold: int | None = None) -> list[dict]:
+    context_key, snapshot_ref = _bank_snapshots.get(match_batch.JOB_TYPES[0], storage, {"banks": banks})
     return _result(_lookup.remote(context_key, [snapshot_ref], pdq_hex, threshold))
 
 
@@ -65,7 +64,8 @@ def _enrolment_faces(data: bytes) -> list[dict]:
     from biometrics import analyze
 
     faces = analyze(decode(data, scale_high_bit_depth=True).rgb, embeddings=True)
-    return [{"embedding": None if f.embedding is None else [float(v) for v in f.embedding],
+    return [{"box": [float(v) for v in f.face.box],
+             "embedding": None if f.embedding is None else [float(v) for v in f.embedding],
              "quality": f.quality.to_dict()} for f in faces]
 
 

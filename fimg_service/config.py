@@ -6,6 +6,8 @@ RAY_ADDRESS         join an existing Ray cluster; unset starts a local one
 FIMG_NUM_CPUS       CPUs for a local Ray (default: all) and the size of the worker pool
 FIMG_MAX_UPLOAD_MB  largest request body accepted by the API (default 200)
 FIMG_CHUNK_SIZE     items per worker task (default 16)
+FIMG_AUTO_UPGRADE   1 (default): the service brings the database schema to head at start; 0: it refuses an
+                    older schema and names the command (`fimg db upgrade`)
 """
 from __future__ import annotations
 
@@ -24,6 +26,17 @@ def _int_env(name: str, default: int | None) -> int | None:
         raise SystemExit(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _bool_env(name: str, default: bool) -> bool:
+    raw = (os.environ.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SystemExit(f"{name} must be 1 or 0, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -32,6 +45,7 @@ class Settings:
     num_cpus: int | None
     max_upload_bytes: int
     chunk_size: int
+    auto_upgrade: bool = True
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -44,4 +58,5 @@ class Settings:
             num_cpus=_int_env("FIMG_NUM_CPUS", None),
             max_upload_bytes=(_int_env("FIMG_MAX_UPLOAD_MB", 200) or 200) * 2**20,
             chunk_size=max(1, _int_env("FIMG_CHUNK_SIZE", 16) or 16),
+            auto_upgrade=_bool_env("FIMG_AUTO_UPGRADE", True),
         )

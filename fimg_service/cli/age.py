@@ -46,26 +46,25 @@ def parse_family(spec: str) -> tuple[Path, float, str]:
 
 
 def run(args) -> int:
-    from agepro import AgeProgressionError, run_age_progression
-    from agepro.pipeline import DEFAULT_FAMILY_WEIGHT
-    from agepro.render import DEFAULT_LABEL
+    from fimg_service.errors import FimgError
+    from fimg_service.usecases.local import age_progression
 
     try:
         family = []
         for spec in args.family:
             path, age, relation = parse_family(spec)
             family.append((_read(path, "family photo"), age, relation))
-        result = run_age_progression(
+        result = age_progression(
             _read(args.photo, "photo"),
+            family,
             age=args.age,
             sex=args.sex,
             target_ages=args.to,
-            family=family,
             face_index=args.face_index,
-            label=args.label or DEFAULT_LABEL,
-            family_weight=DEFAULT_FAMILY_WEIGHT if args.family_weight is None else args.family_weight,
+            label=args.label or None,
+            family_weight=args.family_weight,
         )
-    except AgeProgressionError as exc:
+    except FimgError as exc:
         print(f"fimg age: {exc.code}: {exc.message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except ValueError as exc:

@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from cli.hash import expand
+from fimg_service.cli.hash import expand
 from imaging import DecodeError, decode
 
 
@@ -50,9 +50,9 @@ def analyse_path(path: Path, embeddings: bool) -> tuple[dict, list]:
     try:
         decoded = decode(path.read_bytes(), scale_high_bit_depth=True)
     except OSError as exc:
-        return {**row, "error": f"cannot read: {exc.strerror or exc}"}, []
+        return {**row, "error": {"code": "unreadable", "message": f"cannot read: {exc.strerror or exc}"}}, []
     except DecodeError as exc:
-        return {**row, "error": str(exc), "error_code": exc.code}, []
+        return {**row, "error": {"code": exc.code, "message": str(exc)}}, []
     return row, analyze(decoded.rgb, embeddings=embeddings)
 
 
@@ -62,7 +62,7 @@ def run_extract(args, paths: list[Path]) -> int:
         row, faces = analyse_path(path, args.embeddings)
         if "error" in row:
             failed += 1
-            print(json.dumps(row) if args.json else f"{path}\terror: {row['error']}", flush=True)
+            print(json.dumps(row) if args.json else f"{path}\terror: {row['error']['message']}", flush=True)
             continue
         row["faces"] = [face.to_dict(include_embedding=args.embeddings) for face in faces]
         if args.json:
@@ -75,25 +75,16 @@ def run_extract(args, paths: list[Path]) -> int:
 
 
 def run_search(args, paths: list[Path]) -> int:
-    from cli.service import open_store
-    from storage import LOCAL_ADMIN
-    from workers import faces as face_jobs
+    from fimg_service.cli.service import open_app, read_files
+    from fimg_service.usecases import LOCAL_ADMIN
 
     if not args.gallery or not paths:
         print("usage: fimg faces search PATH... --gallery NAME", file=sys.stderr)
         return 2
-    store = open_store()
-    gallery = face_jobs.prepare_search(store, {"gallery": args.gallery})
-    store.audit(LOCAL_ADMIN, "search", "gallery", args.gallery, {"images": len(paths)})
-    params = {"top_k": args.top_k, "threshold": args.threshold}
-    failed = 0
-    for path in expand(paths):
-        try:
-            outcome = face_jobs.run_search(gallery, params, {"data": path.read_bytes()})
-        except OSError as exc:
-            outcome = face_jobs.ItemOutcome(ok=False, result={"error": f"cannot read: {exc.strerror or exc}"})
-        failed += not outcome.ok
-        print(json.dumps({"path": str(path), **outcome.result}), flush=True)
+    files, failed = read_files(list(expand(paths)))
+    for row in open_app().galleries.search_files(LOCAL_ADMIN, args.gallery, files, args.top_k, args.threshold):
+        failed += row.get("status") == "error"
+        print(json.dumps({"path": row.pop("name"), **row}), flush=True)
     return 1 if failed else 0
 
 
@@ -122,7 +113,8 @@ def run_calibrate(args, rest: list[Path]) -> int:
         row, faces = analyse_path(path, embeddings=True)
         usable = [f for f in faces if f.embedding is not None]
         if "error" in row or len(usable) != 1:
-            print(f"skipped {path}: {row.get('error') or f'{len(usable)} usable faces'}", file=sys.stderr)
+            print(f"skipped {path}: {row['error']['message'] if 'error' in row else f'{len(usable)} usable faces'}",
+                  file=sys.stderr)
             continue
         embeddings.append(usable[0].embedding)
         labels.append(identity)
@@ -137,12 +129,9 @@ def run_calibrate(args, rest: list[Path]) -> int:
         if not args.gallery:
             print("--store needs --gallery", file=sys.stderr)
             return 2
-        from cli.service import open_store
-        from storage import LOCAL_ADMIN
+        from fimg_service.cli.service import open_app
+        from fimg_service.usecases import LOCAL_ADMIN
 
-        store = open_store()
-        store.set_gallery_threshold(args.gallery, result.threshold_at_target_fmr, report)
-        store.audit(LOCAL_ADMIN, "calibrate", "gallery", args.gallery,
-                    {"threshold": result.threshold_at_target_fmr, "images": len(labels)})
+        open_app().galleries.set_threshold(LOCAL_ADMIN, args.gallery, result.threshold_at_target_fmr, report)
         print(f"gallery {args.gallery}: threshold set to {result.threshold_at_target_fmr:.4f}", file=sys.stderr)
     return 0

@@ -1,25 +1,38 @@
-"""`fimg serve|keys|bank|match|jobs|audit`: the service and its data, from the command line.
+"""`fimg serve|db|keys|bank|match|jobs|audit`: the service and its data, from the command line.
 
 These commands use the same data directory and database as the service (FIMG_DATA_DIR, FIMG_DATABASE_URL) and
-act as the local administrator; every change they make is written to the audit log as `local-cli`.
+act as the local administrator through the same use cases as the API; every change they make is written to the
+audit log as `local-cli`.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
-from config import Settings
-from storage import LOCAL_ADMIN, ROLES, NotFound, Store
+from fimg_service.config import Settings
+from fimg_service.errors import InvalidInput
+from fimg_service.usecases import LOCAL_ADMIN, ROLES, Application, job_request
 
 
-def open_store() -> Store:
-    settings = Settings.from_env()
-    store = Store(settings.database_url, settings.data_dir)
-    store.create_schema()
-    return store
+def open_app() -> Application:
+    """The application on this machine's database, its schema brought to head (or checked, see FIMG_AUTO_UPGRADE)."""
+    app = Application(Settings.from_env())
+    app.prepare_schema()
+    return app
+
+
+def read_files(paths: list[Path]) -> tuple[list[tuple[str, bytes]], int]:
+    """(name, bytes) of every readable file; an unreadable one is a line on stderr and counted."""
+    files, unreadable = [], 0
+    for path in paths:
+        try:
+            files.append((str(path), path.read_bytes()))
+        except OSError as exc:
+            print(f"{path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+            unreadable += 1
+    return files, unreadable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,6 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(func=cmd_serve)
+
+    db = subparsers.add_parser("db", help="the database schema").add_subparsers(dest="db_cmd", required=True)
+    db.add_parser("upgrade", help="bring the database to the current schema (migrations)").set_defaults(
+        func=cmd_db_upgrade)
 
     keys = subparsers.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_cmd", required=True)
     create = keys.add_parser("create", help="create a key; it is printed once and stored hashed")
@@ -81,99 +98,86 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     audit.add_parser("verify", help="check the tamper-evident chain").set_defaults(func=cmd_audit_verify)
 
 
-def bootstrap_admin_key(store: Store) -> None:
-    """On first start, create an admin key and leave it in a private file, so a fresh install is usable."""
-    if store.list_keys():
-        return
-    principal, plaintext = store.create_key("initial-admin", "admin")
-    store.audit(LOCAL_ADMIN, "create", "api_key", principal.key_id, {"name": "initial-admin", "role": "admin"})
-    path = store.data_dir / "initial-admin-key"
-    path.touch(mode=0o600)
-    path.write_text(plaintext + "\n")
-    print(f"first start: an admin API key was written to {path} (readable by you only)", file=sys.stderr)
-
-
 def cmd_serve(args) -> int:
     import uvicorn
 
-    bootstrap_admin_key(open_store())
+    app = open_app()
+    key_file = app.settings.data_dir / "initial-admin-key"
+    if app.keys.bootstrap_admin(LOCAL_ADMIN, key_file):
+        print(f"first start: an admin API key was written to {key_file} (readable by you only)", file=sys.stderr)
+    app.close()
     uvicorn.run("api:create_app", factory=True, host=args.host, port=args.port, log_level="info")
     return 0
 
 
+def cmd_db_upgrade(args) -> int:
+    print(f"database schema: {Application(Settings.from_env()).upgrade_schema()}")
+    return 0
+
+
 def cmd_keys_create(args) -> int:
-    store = open_store()
-    principal, plaintext = store.create_key(args.name, args.role)
-    store.audit(LOCAL_ADMIN, "create", "api_key", principal.key_id, {"name": args.name, "role": args.role})
+    key, plaintext = open_app().keys.create(LOCAL_ADMIN, args.name, args.role)
     print(plaintext)
-    print(f"key {principal.key_id} ({args.role}) created; it is shown only now", file=sys.stderr)
+    print(f"key {key.id} ({key.role}) created; it is shown only now", file=sys.stderr)
     return 0
 
 
 def cmd_keys_list(args) -> int:
-    for key in open_store().list_keys():
-        print(json.dumps(key))
+    for key in open_app().keys.list(LOCAL_ADMIN):
+        print(json.dumps({"id": key.id, "name": key.name, "role": key.role, "created_at": key.created_at.isoformat(),
+                          "revoked": key.revoked}))
     return 0
 
 
 def cmd_bank_create(args) -> int:
-    store = open_store()
-    store.create_bank(LOCAL_ADMIN, args.name, args.description, args.threshold)
-    store.audit(LOCAL_ADMIN, "create", "bank", args.name)
+    open_app().banks.create(LOCAL_ADMIN, args.name, args.description, args.threshold)
     print(f"bank {args.name} created", file=sys.stderr)
     return 0
 
 
 def cmd_bank_list(args) -> int:
-    for bank in open_store().list_banks():
-        print(json.dumps(bank))
+    for bank in open_app().banks.list(LOCAL_ADMIN):
+        print(json.dumps({"name": bank.name, "description": bank.description, "threshold": bank.threshold,
+                          "records": bank.records, "revision": bank.revision,
+                          "created_at": bank.created_at.isoformat()}))
     return 0
+
+
+def print_rejected(source: str, rejected: list[dict]) -> None:
+    for row in rejected:
+        where = row.get("line", row.get("name"))
+        print(f"{source}:{where}: {row['message']}" if "line" in row else f"{where}: {row['message']}",
+              file=sys.stderr)
 
 
 def cmd_bank_import(args) -> int:
     from imaging.banks import detect_format
 
-    store = open_store()
-    imported, rejected = store.import_bank_file(args.name, args.file.read_bytes(),
-                                                detect_format(args.file.name, None))
-    store.audit(LOCAL_ADMIN, "import", "bank", args.name, {"imported": imported, "rejected": len(rejected)})
-    for row in rejected:
-        print(f"{args.file}:{row['line']}: {row['error']}", file=sys.stderr)
+    try:
+        file_format = detect_format(args.file.name, None)
+        data = args.file.read_bytes()
+    except ValueError as exc:
+        raise InvalidInput(str(exc), code="unsupported_format") from None
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {args.file}: {exc.strerror or exc}", code="unreadable") from None
+    imported, rejected = open_app().banks.import_file(LOCAL_ADMIN, args.name, data, file_format)
+    print_rejected(str(args.file), rejected)
     print(json.dumps({"imported": imported, "rejected": len(rejected)}))
     return 1 if rejected else 0
 
 
 def cmd_bank_add(args) -> int:
-    from imaging import DecodeError
-    from imaging.banks import BankRecord
-    from imaging.matching import hashes_for_bank
-
-    if args.record_id and len(args.paths) > 1:
-        print("--record-id names one image; give one path", file=sys.stderr)
-        return 2
-    store = open_store()
-    records, failed = [], 0
-    for path in args.paths:
-        try:
-            hashes = hashes_for_bank(path.read_bytes(), robust=not args.plain)
-        except (OSError, DecodeError) as exc:
-            print(f"{path}: {exc}", file=sys.stderr)
-            failed += 1
-            continue
-        records.append(BankRecord(record_id=args.record_id or path.name, victim_id=args.victim_id,
-                                  labels=(), **hashes))
-    imported, duplicates = store.import_records(args.name, records)
-    for row in duplicates:
-        print(row["error"], file=sys.stderr)
-    store.audit(LOCAL_ADMIN, "import", "bank", args.name, {"imported": imported, "from": "images"})
-    print(json.dumps({"imported": imported, "rejected": failed + len(duplicates)}))
-    return 1 if failed or duplicates else 0
+    files, unreadable = read_files(args.paths)
+    imported, rejected = open_app().banks.enrol(LOCAL_ADMIN, args.name, [(Path(n).name, d) for n, d in files],
+                                                victim_id=args.victim_id, record_id=args.record_id,
+                                                robust=not args.plain)
+    print_rejected(args.name, rejected)
+    print(json.dumps({"imported": imported, "rejected": unreadable + len(rejected)}))
+    return 1 if unreadable or rejected else 0
 
 
 def cmd_bank_export(args) -> int:
-    store = open_store()
-    count, text = store.export_bank_file(args.name, args.format)
-    store.audit(LOCAL_ADMIN, "export", "bank", args.name, {"records": count, "format": args.format})
+    _count, text = open_app().banks.export(LOCAL_ADMIN, args.name, args.format)
     sys.stdout.write(text)
     return 0
 
@@ -181,82 +185,63 @@ def cmd_bank_export(args) -> int:
 def cmd_match(args) -> int:
     from tqdm import tqdm
 
-    from workers.dispatcher import Dispatcher
-    from workers.pool import start_ray
-
-    settings = Settings.from_env()
-    store = open_store()
+    app = open_app()
+    files, failed = read_files(args.paths)
     for bank in args.bank:
-        store.get_bank(bank)
-    items, unreadable = [], 0
-    for path in args.paths:
-        try:
-            sha256 = store.put_blob(path.read_bytes())
-        except OSError as exc:
-            print(f"{path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
-            unreadable += 1
-            continue
-        items.append({"name": str(path), "input": {"upload": None, "sha256": sha256}})
-    if not items:
+        app.banks.get(LOCAL_ADMIN, bank)
+    if not files:
         return 2
+    uploads, _ = app.uploads.add(LOCAL_ADMIN, files, require_image=False)
     params = {"banks": args.bank, "threshold": args.threshold, "dihedral": not args.no_dihedral}
-    job, _ = store.create_job(LOCAL_ADMIN, "match_batch", params, items)
-    store.audit(LOCAL_ADMIN, "create", "job", job.id, {"type": "match_batch", "items": len(items)})
-    start_ray(settings.ray_address, settings.num_cpus)
-    dispatcher = Dispatcher(store, chunk_size=settings.chunk_size, num_workers=settings.num_cpus,
-                            only_jobs=[job.id]).start()
+    job, _ = app.jobs.submit(LOCAL_ADMIN, "match_batch", job_request([u.id for u in uploads]), params)
+    app.pool.start(only_jobs=[job.id])
     try:
-        with tqdm(total=len(items), unit="img", file=sys.stderr, disable=len(items) < 2) as bar:
-            while (current := store.get_job(job.id)).status in ("queued", "running"):
-                bar.update(current.done - bar.n)
-                time.sleep(0.2)
-            bar.update(current.done - bar.n)
+        with tqdm(total=job.total, unit="img", file=sys.stderr, disable=job.total < 2) as bar:
+            finished = app.jobs.wait(LOCAL_ADMIN, job.id, on_progress=lambda j: bar.update(j.done - bar.n))
     finally:
-        dispatcher.stop()
-    store.audit(LOCAL_ADMIN, "export", "job_result", job.id)
-    report = [{"path": it.name, **(it.result or {"status": it.status})} for it in store.job_items(job.id)]
+        app.close()
+    _job, items = app.jobs.report(LOCAL_ADMIN, job.id)
     out = args.out.open("w") if args.out else sys.stdout
     try:
-        for row in report:
+        for row in items:
+            row = {"path": row.pop("name"), **row}
             if args.json:
                 out.write(json.dumps(row) + "\n")
             else:
                 found = ", ".join(f"{m['bank']}/{m['record_id']} ({m['kind']} {m['distance']})"
                                   for m in row.get("matches") or [])
-                out.write(f"{row['path']}\t{row['status']}\t{found or row.get('error', '')}\n")
+                out.write(f"{row['path']}\t{row['status']}\t{found or (row.get('error') or {}).get('message', '')}\n")
     finally:
         if args.out:
             out.close()
-    print(f"job {job.id}: {current.status}, {current.done}/{current.total} items, {current.failed} errors",
+    print(f"job {job.id}: {finished.status}, {finished.done}/{finished.total} items, {finished.failed} errors",
           file=sys.stderr)
-    return 0 if current.status == "succeeded" and current.failed == 0 and not unreadable else 1
+    return 0 if finished.status == "succeeded" and finished.failed == 0 and not failed else 1
 
 
 def cmd_jobs_list(args) -> int:
-    for job in open_store().list_jobs(status=args.status):
+    for job in open_app().jobs.list(LOCAL_ADMIN, status=args.status):
         print(json.dumps({"id": job.id, "type": job.type, "status": job.status, "done": job.done,
                           "total": job.total, "created_at": job.created_at.isoformat()}))
     return 0
 
 
 def cmd_jobs_show(args) -> int:
-    store = open_store()
-    try:
-        job = store.get_job(args.job_id)
-    except NotFound as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    store.audit(LOCAL_ADMIN, "read", "job", job.id)
+    app = open_app()
+    if args.items:
+        job, items = app.jobs.report(LOCAL_ADMIN, args.job_id)
+    else:
+        job, items = app.jobs.get(LOCAL_ADMIN, args.job_id), None
     shown = {"id": job.id, "type": job.type, "status": job.status, "error": job.error, "params": job.params,
              "progress": {"done": job.done, "total": job.total, "failed": job.failed}}
-    if args.items:
-        shown["items"] = [{"name": it.name, **(it.result or {"status": it.status})} for it in store.job_items(job.id)]
+    if items is not None:
+        shown["items"] = items
     print(json.dumps(shown, indent=2))
     return 0
 
 
 def cmd_audit_verify(args) -> int:
-    intact, bad_id, checked = open_store().verify_audit()
+    intact, bad_id, checked = open_app().audit.verify(LOCAL_ADMIN)
     if intact:
         print(f"audit log intact: {checked} entries")
         return 0

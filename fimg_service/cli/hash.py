@@ -31,13 +31,13 @@ def hash_path(path: Path, dihedral: bool) -> dict:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        return {**row, "error": f"cannot read: {exc.strerror or exc}"}
+        return {**row, "error": {"code": "unreadable", "message": f"cannot read: {exc.strerror or exc}"}}
     evidence = digests(data)
     row.update(md5=evidence.md5, sha1=evidence.sha1, sha256=evidence.sha256)
     try:
         decoded = decode(data)
     except DecodeError as exc:
-        return {**row, "error": str(exc), "error_code": exc.code}
+        return {**row, "error": {"code": exc.code, "message": str(exc)}}
     if dihedral:
         hashes, quality = pdq_dihedral(decoded.rgb)
         row.update(pdq=str(hashes[0]), quality=quality, dihedral=[str(h) for h in hashes])
@@ -61,7 +61,7 @@ def run(args) -> int:
         if args.json:
             print(json.dumps(row), flush=True)
         elif "error" in row:
-            print(f"{row['path']}\terror: {row['error']}", flush=True)
+            print(f"{row['path']}\terror: {row['error']['message']}", flush=True)
         else:
             print(f"{row['sha256']}\t{row['pdq']}\t{row['quality']}\t{row['path']}", flush=True)
     if failed:

@@ -1,0 +1,40 @@
+"""Annotated dependencies: the application, and the caller checked against a role set.
+
+The role sets are the use-case layer's (`fimg_service.usecases.base`); checking them here as well refuses a
+caller before its request body is read.
+"""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from fimg_service.usecases import Application, Principal
+from fimg_service.usecases.base import CURATORS, HASHERS, ROLES, require
+
+
+def get_app(request: Request) -> Application:
+    return request.app.state.application
+
+
+App = Annotated[Application, Depends(get_app)]
+
+
+def current_principal(app: App, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    token = authorization.removeprefix("Bearer ").strip() if authorization and authorization.startswith("Bearer ") \
+        else None
+    return app.keys.authenticate(token)
+
+
+def _role(*roles: str):
+    def check(who: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        require(who, roles)
+        return who
+
+    return check
+
+
+Caller = Annotated[Principal, Depends(_role(*ROLES))]
+Admin = Annotated[Principal, Depends(_role("admin"))]
+Curator = Annotated[Principal, Depends(_role(*CURATORS))]
+Hasher = Annotated[Principal, Depends(_role(*HASHERS))]

@@ -1,0 +1,63 @@
+"""Where the error vocabulary meets HTTP: each error type's status, and the one JSON body for all of them,
+`{"code": ..., "message": ..., ...}`."""
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from fimg_service import errors
+
+log = logging.getLogger("fimg.http")
+
+STATUS = {
+    errors.InvalidInput: 422,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.Forbidden: 403,
+    errors.Unauthenticated: 401,
+    errors.TooLarge: 413,
+    errors.UnsupportedMedia: 415,
+    errors.SetupFailed: 422,
+    errors.Unavailable: 503,
+}
+
+HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}  # what Starlette itself refuses (unknown routes)
+
+
+def status_of(exc: errors.FimgError) -> int:
+    for kind in type(exc).__mro__:
+        if kind in STATUS:
+            return STATUS[kind]
+    return 400
+
+
+def error_body(code: str, message: str, **detail) -> dict:
+    return errors.problem(code, message, **detail)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(errors.FimgError)
+    async def _fimg(_request: Request, exc: errors.FimgError):
+        return JSONResponse(exc.to_dict(), status_code=status_of(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError):
+        problems = [{"loc": [str(p) for p in e.get("loc", ())], "message": e.get("msg", "")} for e in exc.errors()]
+        message = "; ".join(f"{'.'.join(p['loc'])}: {p['message']}" for p in problems)
+        return JSONResponse(error_body("invalid_request", message, problems=problems), status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_request: Request, exc: HTTPException):
+        code = HTTP_CODES.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception):
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        return JSONResponse(error_body("internal_error", "internal error; the service log has the details"),
+                            status_code=500)

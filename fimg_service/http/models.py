@@ -1,0 +1,164 @@
+"""Request and response bodies of the HTTP API."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from fimg_service.storage.records import BankInfo, GalleryInfo, JobRecord, UploadRecord
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+
+
+class Problem(BaseModel):
+    code: str
+    message: str
+
+
+class UploadOut(BaseModel):
+    id: str
+    name: str
+    sha256: str
+    size: int
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+
+    @classmethod
+    def of(cls, upload: UploadRecord) -> "UploadOut":
+        return cls(id=upload.id, name=upload.name, sha256=upload.sha256, size=upload.size, format=upload.format,
+                   width=upload.width, height=upload.height)
+
+
+class RejectedFile(Problem):
+    name: str
+
+
+class UploadsOut(BaseModel):
+    uploads: list[UploadOut]
+    rejected: list[RejectedFile] = []
+
+
+class BankIn(BaseModel):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str | None = Field(None, max_length=2000)
+    threshold: int | None = Field(None, ge=0, le=128)
+
+
+class BankOut(BaseModel):
+    name: str
+    description: str | None
+    threshold: int | None
+    records: int
+    revision: int
+    created_at: str
+
+    @classmethod
+    def of(cls, bank: BankInfo) -> "BankOut":
+        return cls(name=bank.name, description=bank.description, threshold=bank.threshold, records=bank.records,
+                   revision=bank.revision, created_at=bank.created_at.isoformat())
+
+
+class RejectedRow(Problem):
+    line: int
+
+
+class ImportOut(BaseModel):
+    imported: int
+    rejected: list[RejectedRow]
+
+
+class JobIn(BaseModel):
+    type: str = Field(max_length=40)
+    inputs: list[str] = Field(default_factory=list, max_length=100_000)
+    hashes: list[dict] | None = Field(None, max_length=100_000)
+    params: dict = Field(default_factory=dict)
+
+
+class Progress(BaseModel):
+    done: int
+    total: int
+    failed: int
+
+
+class JobOut(BaseModel):
+    id: str
+    type: str
+    status: str
+    progress: Progress
+    error: str | None = None
+    params: dict
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @classmethod
+    def of(cls, job: JobRecord) -> "JobOut":
+        return cls(id=job.id, type=job.type, status=job.status,
+                   progress=Progress(done=job.done, total=job.total, failed=job.failed), error=job.error,
+                   params=job.params, created_at=job.created_at, started_at=job.started_at,
+                   finished_at=job.finished_at)
+
+
+class JobCreated(BaseModel):
+    id: str
+    status: str
+
+
+class KeyIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    role: Literal["admin", "analyst", "artist", "service"]
+
+
+class KeyOut(BaseModel):
+    id: int
+    name: str
+    role: str
+    key: str = Field(description="Shown once; only its hash is stored")
+
+
+class GalleryIn(BaseModel):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str | None = Field(None, max_length=2000)
+    threshold: float | None = Field(None, gt=0, le=2)
+
+
+class GalleryOut(BaseModel):
+    name: str
+    description: str | None
+    threshold: float | None
+    subjects: int
+    revision: int
+    calibration: dict | None
+    created_at: str
+
+    @classmethod
+    def of(cls, gallery: GalleryInfo) -> "GalleryOut":
+        return cls(name=gallery.name, description=gallery.description, threshold=gallery.threshold,
+                   subjects=gallery.subjects, revision=gallery.revision, calibration=gallery.calibration,
+                   created_at=gallery.created_at.isoformat())
+
+
+class PhotoIn(BaseModel):
+    upload: str = Field(max_length=64)
+    age_at_photo: float | None = Field(None, ge=0, le=120)
+    face_index: int | None = Field(None, ge=0, le=1000)
+
+
+class SubjectIn(BaseModel):
+    subject_id: str = Field(min_length=1, max_length=200)
+    label: str | None = Field(None, max_length=200)
+    photos: list[PhotoIn] = Field(min_length=1, max_length=100)
+
+
+class HashOut(BaseModel):
+    md5: str
+    sha1: str
+    sha256: str
+    pdq: str
+    quality: int
+    width: int
+    height: int
+    format: str
+    notes: list[str] = []

@@ -1,0 +1,42 @@
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+
+from fimg_service.errors import UnsupportedMedia
+from fimg_service.http.deps import App, Curator
+from fimg_service.http.models import BankIn, BankOut, ImportOut
+
+router = APIRouter(tags=["banks"])
+MEDIA_FORMATS = {"text/csv": "csv", "application/csv": "csv", "application/x-ndjson": "jsonl",
+                 "application/jsonl": "jsonl", "application/json-lines": "jsonl"}
+FORMAT_MEDIA = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
+
+
+@router.post("/v1/banks", status_code=201, response_model=BankOut)
+def create_bank(body: BankIn, who: Curator, app: App):
+    return BankOut.of(app.banks.create(who, body.name, body.description, body.threshold))
+
+
+@router.get("/v1/banks", response_model=list[BankOut])
+def list_banks(who: Curator, app: App):
+    return [BankOut.of(b) for b in app.banks.list(who)]
+
+
+@router.post("/v1/banks/{name}/records", response_model=ImportOut,
+             openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}},
+                                                        "application/x-ndjson": {"schema": {"type": "string"}}}}})
+async def import_records(name: str, request: Request, who: Curator, app: App):
+    media_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if media_type not in MEDIA_FORMATS:
+        raise UnsupportedMedia("send bank records as text/csv or application/x-ndjson")
+    body = await request.body()
+    imported, rejected = await run_in_threadpool(app.banks.import_file, who, name, body, MEDIA_FORMATS[media_type])
+    return ImportOut(imported=imported, rejected=rejected)
+
+
+@router.get("/v1/banks/{name}/records")
+def export_records(name: str, who: Curator, app: App, format: Literal["csv", "jsonl"] = "csv"):
+    _count, text = app.banks.export(who, name, format)
+    return PlainTextResponse(text, media_type=FORMAT_MEDIA[format])

@@ -1,0 +1,91 @@
+"""The database connection and the one unit-of-work helper every repository runs in.
+
+`Database.unit()` is a read-write transaction: a change and its audit row are written in the same unit, so they
+commit or roll back together. On SQLite it begins with `BEGIN IMMEDIATE`, which takes the write lock up front:
+a deferred transaction that read the audit chain's tail could otherwise fail to upgrade its lock when another
+writer got there first. `Database.read()` is a plain read transaction.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
+
+from fimg_service.storage.audit import AuditRepository
+from fimg_service.storage.banks import BankRepository
+from fimg_service.storage.galleries import GalleryRepository
+from fimg_service.storage.jobs import JobRepository
+from fimg_service.storage.keys import KeyRepository
+from fimg_service.storage.uploads import UploadRepository
+
+SQLITE_IMMEDIATE = "fimg_sqlite_immediate"
+
+
+@dataclass
+class Unit:
+    """The repositories of one transaction."""
+
+    session: Session
+    keys: KeyRepository
+    uploads: UploadRepository
+    banks: BankRepository
+    jobs: JobRepository
+    galleries: GalleryRepository
+    audit: AuditRepository
+
+
+def make_engine(url: str) -> sa.Engine:
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" event below emits BEGIN itself
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(SQLITE_IMMEDIATE) else "BEGIN")
+
+    return engine
+
+
+class Database:
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self.is_sqlite = url.startswith("sqlite")
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def unit(self) -> Iterator[Unit]:
+        with self._sessions() as session:
+            session.connection(execution_options={SQLITE_IMMEDIATE: True})
+            try:
+                yield self._unit(session)
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    @contextmanager
+    def read(self) -> Iterator[Unit]:
+        with self._sessions() as session, session.begin():
+            yield self._unit(session)
+
+    def _unit(self, session: Session) -> Unit:
+        return Unit(session, KeyRepository(session), UploadRepository(session), BankRepository(session),
+                    JobRepository(session), GalleryRepository(session),
+                    AuditRepository(session, serialise=not self.is_sqlite))
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,142 @@
+"""Jobs and their items: a persisted state machine (`queued -> running -> succeeded | failed | cancelled`).
+
+Every item is `pending` until its result is written; a result is written at most once per item, and not at all
+once the job left the active states, so a retried chunk never counts an item twice.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from fimg_service.errors import Conflict
+
+from fimg_service.storage.records import ArtifactRecord, ItemRecord, JobRecord
+from fimg_service.storage.schema import ITEM_PENDING, Artifact, Job, JobItem, as_utc, new_id, utcnow
+
+ACTIVE_JOB_STATES = ("queued", "running")
+FINISHED_JOB_STATES = ("succeeded", "failed", "cancelled")
+ITEM_DONE, ITEM_ERROR = "done", "error"
+INSERT_BATCH = 5000
+
+
+def _job(row: Job) -> JobRecord:
+    return JobRecord(row.id, row.type, row.owner_id, row.status, row.params, row.total, row.done, row.failed,
+                     row.error, row.idempotency_key, as_utc(row.created_at), as_utc(row.started_at),
+                     as_utc(row.finished_at))
+
+
+def _item(row: JobItem) -> ItemRecord:
+    return ItemRecord(row.idx, row.name, row.input, row.status, row.result, row.attempts, row.completions, row.node)
+
+
+class JobRepository:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def create(self, owner_id: int | None, job_type: str, params: dict, items: Sequence[dict],
+               idempotency_key: str | None = None) -> JobRecord:
+        """A queued job and its pending items (each {"name", "input"}); an idempotency key this owner already
+        used is a Conflict."""
+        row = Job(id=new_id(), type=job_type, owner_id=owner_id, params=params, total=len(items), done=0, failed=0,
+                  idempotency_key=idempotency_key, status="queued", created_at=utcnow())
+        try:
+            with self.session.begin_nested():
+                self.session.add(row)
+        except IntegrityError:
+            raise Conflict("this idempotency key was used for another job", code="idempotency_key_used") from None
+        rows = [{"job_id": row.id, "idx": i, "name": item["name"], "input": item["input"], "status": ITEM_PENDING,
+                 "attempts": 0, "completions": 0} for i, item in enumerate(items)]
+        for start in range(0, len(rows), INSERT_BATCH):
+            self.session.execute(sa.insert(JobItem), rows[start:start + INSERT_BATCH])
+        return _job(row)
+
+    def by_idempotency_key(self, owner_id: int | None, key: str) -> JobRecord | None:
+        row = self.session.scalar(sa.select(Job).where(Job.owner_id == owner_id, Job.idempotency_key == key))
+        return None if row is None else _job(row)
+
+    def get(self, job_id: str) -> JobRecord | None:
+        row = self.session.get(Job, job_id)
+        return None if row is None else _job(row)
+
+    def list(self, owner_id: int | None = None, status: str | None = None, limit: int = 100,
+             offset: int = 0, all_owners: bool = False) -> list[JobRecord]:
+        query = sa.select(Job).order_by(Job.created_at.desc(), Job.id).offset(offset).limit(limit)
+        if not all_owners:
+            query = query.where(Job.owner_id == owner_id)
+        if status is not None:
+            query = query.where(Job.status == status)
+        return [_job(row) for row in self.session.scalars(query)]
+
+    def active(self) -> list[JobRecord]:
+        return [_job(row) for row in self.session.scalars(
+            sa.select(Job).where(Job.status.in_(ACTIVE_JOB_STATES)).order_by(Job.created_at, Job.id))]
+
+    def set_status(self, job_id: str, status: str, error: str | None = None,
+                   only_from: Sequence[str] = ACTIVE_JOB_STATES) -> bool:
+        """Move a job to `status` if it is still in one of `only_from`; return whether it moved."""
+        values: dict[str, Any] = {"status": status}
+        if status == "running":
+            values["started_at"] = utcnow()
+        if status in FINISHED_JOB_STATES:
+            values["finished_at"] = utcnow()
+        if error is not None:
+            values["error"] = error
+        return bool(self.session.execute(
+            sa.update(Job).where(Job.id == job_id, Job.status.in_(only_from)).values(**values)).rowcount)
+
+    def pending_items(self, job_id: str, limit: int, exclude: Iterable[int] = ()) -> list[ItemRecord]:
+        query = (sa.select(JobItem).where(JobItem.job_id == job_id, JobItem.status == ITEM_PENDING)
+                 .order_by(JobItem.idx))
+        exclude = set(exclude)
+        if exclude:
+            query = query.where(JobItem.idx.not_in(exclude))
+        return [_item(row) for row in self.session.scalars(query.limit(limit))]
+
+    def count_pending(self, job_id: str) -> int:
+        return self.session.scalar(sa.select(sa.func.count()).select_from(JobItem).where(
+            JobItem.job_id == job_id, JobItem.status == ITEM_PENDING))
+
+    def record_results(self, job_id: str, results: Sequence[dict], node: str | None = None) -> int:
+        """Write finished items (each {"idx", "status", "result"}); returns how many were written."""
+        job = self.session.get(Job, job_id, with_for_update=True)
+        if job is None or job.status not in ACTIVE_JOB_STATES:
+            return 0
+        written = failed = 0
+        for res in results:
+            updated = self.session.execute(
+                sa.update(JobItem)
+                .where(JobItem.job_id == job_id, JobItem.idx == res["idx"], JobItem.status == ITEM_PENDING)
+                .values(status=res["status"], result=res["result"], node=node,
+                        completions=JobItem.completions + 1)).rowcount
+            if updated:
+                written += 1
+                failed += res["status"] == ITEM_ERROR
+        job.done += written
+        job.failed += failed
+        return written
+
+    def count_attempt(self, job_id: str, indices: Sequence[int]) -> dict[int, int]:
+        self.session.execute(sa.update(JobItem).where(JobItem.job_id == job_id, JobItem.idx.in_(indices))
+                             .values(attempts=JobItem.attempts + 1))
+        return dict(self.session.execute(sa.select(JobItem.idx, JobItem.attempts).where(
+            JobItem.job_id == job_id, JobItem.idx.in_(indices))).all())
+
+    def items(self, job_id: str) -> list[ItemRecord]:
+        query = sa.select(JobItem).where(JobItem.job_id == job_id).order_by(JobItem.idx)
+        return [_item(row) for row in self.session.scalars(query)]
+
+    def put_artifact(self, job_id: str, name: str, sha256: str, size: int, content_type: str) -> None:
+        self.session.execute(sa.delete(Artifact).where(Artifact.job_id == job_id, Artifact.name == name))
+        self.session.add(Artifact(job_id=job_id, name=name, sha256=sha256, size=size, content_type=content_type))
+
+    def artifacts(self, job_id: str) -> list[ArtifactRecord]:
+        return [ArtifactRecord(a.name, a.sha256, a.size, a.content_type) for a in self.session.scalars(
+            sa.select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.name))]
+
+    def artifact(self, job_id: str, name: str) -> ArtifactRecord | None:
+        row = self.session.scalar(sa.select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name))
+        return None if row is None else ArtifactRecord(row.name, row.sha256, row.size, row.content_type)

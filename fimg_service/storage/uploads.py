@@ -1,0 +1,29 @@
+"""Uploaded files: a row per upload; the bytes live once, by SHA-256, in the blob store."""
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from fimg_service.storage.records import UploadRecord
+from fimg_service.storage.schema import Upload, as_utc, new_id, utcnow
+
+
+def _record(row: Upload) -> UploadRecord:
+    return UploadRecord(row.id, row.owner_id, row.name, row.sha256, row.size, row.format, row.width, row.height,
+                        as_utc(row.created_at))
+
+
+class UploadRepository:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def add(self, owner_id: int | None, name: str, sha256: str, size: int, format: str | None = None,
+            width: int | None = None, height: int | None = None) -> UploadRecord:
+        row = Upload(id=new_id(), owner_id=owner_id, name=name, sha256=sha256, size=size, format=format,
+                     width=width, height=height, created_at=utcnow())
+        self.session.add(row)
+        self.session.flush()
+        return _record(row)
+
+    def get(self, upload_id: str) -> UploadRecord | None:
+        row = self.session.get(Upload, upload_id)
+        return None if row is None else _record(row)

@@ -1,0 +1,63 @@
+"""The application layer: the only code that calls storage and the worker pool.
+
+Every edge (HTTP routes, CLI, web pages) translates its input into one call here and the result into its output;
+roles, ownership, validation and audit rows (in the same transaction as the change) are decided here once.
+
+    app = Application.from_settings(settings)
+    app.start()                                     # schema check, Ray and the dispatcher
+    bank = app.banks.create(who, "case-17")
+"""
+from __future__ import annotations
+
+from fimg_service.config import Settings
+from fimg_service.storage import Storage, migrate
+from fimg_service.usecases.banks import Banks
+from fimg_service.usecases.base import LOCAL_ADMIN, ROLES, Principal
+from fimg_service.usecases.galleries import Galleries
+from fimg_service.usecases.hashing import Hashing
+from fimg_service.usecases.jobs import Jobs, job_request
+from fimg_service.usecases.keys import Audit, Keys
+from fimg_service.usecases.uploads import Uploads
+
+__all__ = ["LOCAL_ADMIN", "ROLES", "Application", "Principal", "job_request"]
+
+
+class Application:
+    def __init__(self, settings: Settings):
+        from workers.service import WorkerPool
+
+        self.settings = settings
+        self.storage = Storage(settings.database_url, settings.data_dir)
+        self.pool = WorkerPool(self.storage, settings.ray_address, settings.num_cpus, settings.chunk_size)
+        self.keys = Keys(self.storage)
+        self.audit = Audit(self.storage)
+        self.uploads = Uploads(self.storage, settings.max_upload_bytes)
+        self.banks = Banks(self.storage)
+        self.jobs = Jobs(self.storage, self.uploads, wake=self.pool.wake)
+        self.galleries = Galleries(self.storage, self.uploads, enrolment_faces=self.pool.enrolment_faces)
+        self.hashing = Hashing(self.storage, self.pool)
+
+    def upgrade_schema(self) -> str:
+        """Bring the database to the current schema (Alembic migrations); says what it did."""
+        return migrate.upgrade(self.storage.engine)
+
+    def prepare_schema(self) -> str:
+        """Bring the database to the current schema, or (auto-upgrade off) refuse an older one, naming the
+        command that upgrades it."""
+        if self.settings.auto_upgrade:
+            return self.upgrade_schema()
+        migrate.check_current(self.storage.engine)
+        return "up to date"
+
+    def start(self, dispatch: bool = True, only_jobs=None) -> "Application":
+        self.prepare_schema()
+        self.pool.start(dispatch=dispatch, only_jobs=only_jobs)
+        return self
+
+    @property
+    def workers(self) -> int:
+        return self.pool.workers
+
+    def close(self) -> None:
+        self.pool.stop()
+        self.storage.close()

@@ -1,0 +1,137 @@
+"""Face galleries of a case: subjects, their enrolled faces (embeddings are biometric data), thresholds, search."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from fimg_service.errors import InvalidInput, NotFound, problem
+from fimg_service.storage import Unit
+from fimg_service.storage.records import GalleryInfo
+from fimg_service.usecases.base import CURATORS, Principal, UseCases, audit, require
+from fimg_service.usecases.uploads import Uploads
+from biometrics import FaceChoiceError, choose_face
+from imaging import DecodeError
+
+
+def get_gallery(unit: Unit, name: str) -> GalleryInfo:
+    gallery = unit.galleries.get(name)
+    if gallery is None:
+        raise NotFound(f"no gallery named {name!r}")
+    return gallery
+
+
+def enrolment_face(faces: list[dict], face_index: int | None) -> dict:
+    """The face to enrol (`biometrics.choose_face`'s rule), which must pass the quality gates; else InvalidInput."""
+    try:
+        face = choose_face(faces, face_index)
+    except FaceChoiceError as exc:
+        raise InvalidInput(exc.message + (" (face_index in the photo)" if exc.code == "multiple_faces" else ""),
+                           code=exc.code) from None
+    if face["embedding"] is None:
+        raise InvalidInput("face below the quality gates: " + "; ".join(face["quality"]["reasons"]),
+                           code="low_quality")
+    return face
+
+
+class Galleries(UseCases):
+    def __init__(self, storage, uploads: Uploads, enrolment_faces: Callable[[bytes], list[dict]] | None = None):
+        super().__init__(storage)
+        self.uploads = uploads
+        self.enrolment_faces = enrolment_faces
+
+    def create(self, who: Principal, name: str, description: str | None = None,
+               threshold: float | None = None) -> GalleryInfo:
+        require(who, CURATORS, "create galleries")
+        with self.storage.unit() as unit:
+            gallery = unit.galleries.create(name, description, threshold, who.key_id)
+            audit(unit, who, "create", "gallery", name)
+        return gallery
+
+    def list(self, who: Principal) -> list[GalleryInfo]:
+        require(who, CURATORS, "list galleries")
+        with self.storage.read() as unit:
+            return unit.galleries.list()
+
+    def enrol(self, who: Principal, name: str, subject_id: str, label: str | None,
+              photos: Sequence[tuple[str, float | None, int | None]]) -> tuple[list[dict], list[dict]]:
+        """Enrol a subject from photos (upload id, age at photo, face index); returns (enrolled, rejected)."""
+        require(who, CURATORS, "enrol into galleries")
+        with self.storage.read() as unit:
+            get_gallery(unit, name)
+        faces, rejected = [], []
+        for upload_id, age_at_photo, face_index in photos:
+            upload = self.uploads.get(who, upload_id)
+            try:
+                found = self.enrolment_faces(self.uploads.data(upload))
+            except DecodeError as exc:
+                rejected.append(problem(exc.code, str(exc), upload=upload_id))
+                continue
+            try:
+                face = enrolment_face(found, face_index)
+            except InvalidInput as exc:
+                rejected.append(problem(exc.code, exc.message, upload=upload_id))
+                continue
+            faces.append({"subject_id": subject_id, "label": label, "age_at_photo": age_at_photo,
+                          "source_sha256": upload.sha256, "face_index": face_index or 0,
+                          "embedding": face["embedding"], "quality": face["quality"]["score"]})
+        if not faces:
+            raise InvalidInput("no photo gave a usable face", code="nothing_enrolled", rejected=rejected)
+        with self.storage.unit() as unit:
+            ids = unit.galleries.add_faces(get_gallery(unit, name).id, faces)
+            audit(unit, who, "enrol", "gallery_subject", f"{name}/{subject_id}", {"faces": len(ids)})
+        enrolled = [{"face_id": i, "source_sha256": f["source_sha256"], "quality": f["quality"]}
+                    for i, f in zip(ids, faces)]
+        return enrolled, rejected
+
+    def subjects(self, who: Principal, name: str, include_embeddings: bool = False) -> list[dict]:
+        """Subjects with their faces; embeddings only when asked for (audited as an export)."""
+        require(who, CURATORS, "read galleries")
+        with self.storage.unit() as unit:
+            faces = unit.galleries.faces(get_gallery(unit, name).id)
+            audit(unit, who, "export" if include_embeddings else "read", "gallery", name,
+                  {"include_embeddings": include_embeddings})
+        subjects: dict[str, dict] = {}
+        for face in faces:
+            subject = subjects.setdefault(face.subject_id, {"subject_id": face.subject_id, "label": face.label,
+                                                            "faces": []})
+            shown = {"face_id": face.id, "age_at_photo": face.age_at_photo, "source_sha256": face.source_sha256,
+                     "quality": face.quality}
+            if include_embeddings:
+                shown["embedding"] = list(face.embedding)
+            subject["faces"].append(shown)
+        return list(subjects.values())
+
+    def delete_subject(self, who: Principal, name: str, subject_id: str) -> int:
+        require(who, CURATORS, "delete gallery subjects")
+        with self.storage.unit() as unit:
+            removed = unit.galleries.delete_subject(get_gallery(unit, name).id, subject_id)
+            if not removed:
+                raise NotFound(f"gallery {name!r} has no subject {subject_id!r}")
+            audit(unit, who, "delete", "gallery_subject", f"{name}/{subject_id}", {"faces": removed})
+        return removed
+
+    def set_threshold(self, who: Principal, name: str, threshold: float, calibration: dict | None) -> None:
+        require(who, CURATORS, "calibrate galleries")
+        with self.storage.unit() as unit:
+            unit.galleries.set_threshold(get_gallery(unit, name).id, threshold, calibration)
+            audit(unit, who, "calibrate", "gallery", name, {"threshold": threshold})
+
+    def search_files(self, who: Principal, name: str, files: Sequence[tuple[str, bytes]], top_k: int = 5,
+                     threshold: float | None = None) -> list[dict]:
+        """1:N search of local files in this process (the CLI's `faces search`); one result per file."""
+        from pydantic import ValidationError
+
+        from fimg_service.usecases.jobs import params_error
+        from workers import faces as face_jobs
+
+        require(who, CURATORS, "search galleries")
+        try:
+            params = face_jobs.SearchParams(gallery=name, top_k=top_k, threshold=threshold)
+        except ValidationError as exc:
+            raise params_error(exc) from None
+        with self.storage.unit() as unit:
+            gallery = get_gallery(unit, name)
+            faces = unit.galleries.faces(gallery.id)
+            audit(unit, who, "search", "gallery", name, {"images": len(files)})
+        matrix = face_jobs.gallery_matrix(gallery.threshold, faces)
+        return [{"name": file_name, **face_jobs.run_search(matrix, params, {"data": data}).result}
+                for file_name, data in files]

@@ -1,0 +1,148 @@
+"""Jobs: submit (roles, params, referenced banks/galleries and uploads checked here once), follow, report, cancel.
+
+A caller sees only its own jobs unless it is an admin; another owner's job answers NotFound, not Forbidden, so
+ids leak nothing.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from pydantic import ValidationError
+
+from fimg_service.errors import Conflict, InvalidInput, NotFound
+from fimg_service.storage import ACTIVE_JOB_STATES, Unit
+from fimg_service.storage.records import ArtifactRecord, ItemRecord, JobRecord
+from fimg_service.usecases.banks import get_bank
+from fimg_service.usecases.base import Principal, UseCases, audit, require
+from fimg_service.usecases.galleries import get_gallery
+from fimg_service.usecases.uploads import Uploads
+from workers.registry import JobRequest, JobType, get_job_type, job_types
+
+
+def report_item(item: ItemRecord) -> dict:
+    """One item of a report: its position and name, then its result (or just its status while pending)."""
+    return {"index": item.idx, "name": item.name, **(item.result or {"status": item.status})}
+
+
+def params_error(exc: ValidationError) -> InvalidInput:
+    message = "; ".join(f"params.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else
+                        f"params: {e['msg']}" for e in exc.errors())
+    return InvalidInput(message, code="invalid_params")
+
+
+class Jobs(UseCases):
+    def __init__(self, storage, uploads: Uploads, wake: Callable[[], None] = lambda: None):
+        super().__init__(storage)
+        self.uploads = uploads
+        self.wake = wake
+
+    @staticmethod
+    def types() -> list[str]:
+        return sorted(job_types())
+
+    def submit(self, who: Principal, job_type: str, request: JobRequest, params: dict,
+               idempotency_key: str | None = None) -> tuple[JobRecord, bool]:
+        """A queued job, or (with an idempotency key this caller used before) that job; returns (job, created)."""
+        spec = get_job_type(job_type)
+        require(who, spec.roles, f"create {job_type} jobs")
+        try:
+            typed = spec.params(params)
+        except ValidationError as exc:
+            raise params_error(exc) from None
+        self._check_references(spec, typed)
+        items = spec.build_items(request, typed, self.uploads.resolver(who))
+        try:
+            with self.storage.unit() as unit:
+                if idempotency_key and (earlier := unit.jobs.by_idempotency_key(who.key_id, idempotency_key)):
+                    return earlier, False
+                job = unit.jobs.create(who.key_id, job_type, typed.model_dump(mode="json"), items, idempotency_key)
+                audit(unit, who, "create", "job", job.id, {"type": job_type, "items": len(items)})
+        except Conflict:  # a concurrent request with the same key won the race
+            with self.storage.read() as unit:
+                earlier = unit.jobs.by_idempotency_key(who.key_id, idempotency_key)
+            if earlier is None:
+                raise
+            return earlier, False
+        self.wake()
+        return job, True
+
+    def _check_references(self, spec: JobType, params) -> None:
+        refs = spec.references(params)
+        with self.storage.read() as unit:
+            for name in refs.banks:
+                get_bank(unit, name)
+            for name in refs.galleries:
+                get_gallery(unit, name)
+
+    def list(self, who: Principal, status: str | None = None, limit: int = 100, offset: int = 0) -> list[JobRecord]:
+        with self.storage.read() as unit:
+            return unit.jobs.list(who.key_id, status, limit, offset, all_owners=who.is_admin)
+
+    @staticmethod
+    def _owned(unit: Unit, who: Principal, job_id: str) -> JobRecord:
+        job = unit.jobs.get(job_id)
+        if job is None or not who.owns(job.owner_id):
+            raise NotFound(f"no job with id {job_id!r}")
+        return job
+
+    def status(self, who: Principal, job_id: str) -> JobRecord:
+        """The job without an audit row: for polling progress."""
+        with self.storage.read() as unit:
+            return self._owned(unit, who, job_id)
+
+    def get(self, who: Principal, job_id: str) -> JobRecord:
+        with self.storage.unit() as unit:
+            job = self._owned(unit, who, job_id)
+            audit(unit, who, "read", "job", job.id)
+        return job
+
+    def report(self, who: Principal, job_id: str, file_format: str = "json") -> tuple[JobRecord, list[dict]]:
+        """The job and every item of its report (audited as an export)."""
+        with self.storage.unit() as unit:
+            job = self._owned(unit, who, job_id)
+            if file_format == "csv" and get_job_type(job.type).report_csv is None:
+                raise InvalidInput(f"{job.type} results are JSON only", code="no_csv")
+            items = [report_item(item) for item in unit.jobs.items(job.id)]
+            audit(unit, who, "export", "job_result", job.id, {"format": file_format, "items": len(items)})
+        return job, items
+
+    @staticmethod
+    def report_csv(job: JobRecord, items: list[dict]) -> str:
+        return get_job_type(job.type).report_csv(items)
+
+    def cancel(self, who: Principal, job_id: str) -> JobRecord:
+        with self.storage.unit() as unit:
+            job = self._owned(unit, who, job_id)
+            if not unit.jobs.set_status(job.id, "cancelled"):
+                raise Conflict(f"job {job.id} is already {job.status}", code="not_active")
+            audit(unit, who, "cancel", "job", job.id)
+            job = unit.jobs.get(job.id)
+        self.wake()
+        return job
+
+    def artifacts(self, who: Principal, job_id: str) -> list[ArtifactRecord]:
+        with self.storage.read() as unit:
+            return unit.jobs.artifacts(self._owned(unit, who, job_id).id)
+
+    def artifact(self, who: Principal, job_id: str, name: str) -> tuple[ArtifactRecord, bytes]:
+        with self.storage.unit() as unit:
+            job = self._owned(unit, who, job_id)
+            artifact = unit.jobs.artifact(job.id, name)
+            if artifact is None:
+                raise NotFound(f"job {job.id} has no artefact named {name!r}")
+            audit(unit, who, "export", "artifact", f"{job.id}/{name}")
+        return artifact, self.storage.blobs.get(artifact.sha256)
+
+    def wait(self, who: Principal, job_id: str, on_progress: Callable[[JobRecord], None] = lambda _job: None,
+             poll_s: float = 0.2) -> JobRecord:
+        """Poll until the job leaves the active states."""
+        while (job := self.status(who, job_id)).status in ACTIVE_JOB_STATES:
+            on_progress(job)
+            time.sleep(poll_s)
+        on_progress(job)
+        return job
+
+
+def job_request(inputs: Sequence[str] = (), hashes: Sequence[dict] | None = None) -> JobRequest:
+    return JobRequest(inputs=tuple(inputs), hashes=tuple(hashes or ()))

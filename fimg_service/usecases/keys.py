@@ -1,0 +1,75 @@
+"""API keys and the audit log (admin)."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from pathlib import Path
+
+from fimg_service.errors import InvalidInput, Unauthenticated
+from fimg_service.storage.records import AuditRecord, KeyRecord
+from fimg_service.usecases.base import ROLES, Principal, UseCases, audit, require
+
+KEY_PREFIX = "fimg_"
+ADMIN = ("admin",)
+
+
+def hash_api_key(plaintext: str) -> str:
+    # Keys are 256-bit random tokens, so a plain SHA-256 is enough: there is nothing to brute-force.
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+class Keys(UseCases):
+    def authenticate(self, plaintext: str | None) -> Principal:
+        if not plaintext:
+            raise Unauthenticated("send an API key as 'Authorization: Bearer <key>'")
+        with self.storage.read() as unit:
+            key = unit.keys.active_by_hash(hash_api_key(plaintext))
+        if key is None:
+            raise Unauthenticated("the API key is unknown or revoked", code="invalid_key")
+        return Principal(key.id, key.name, key.role)
+
+    def create(self, who: Principal, name: str, role: str) -> tuple[KeyRecord, str]:
+        """A new key; the plaintext is returned once and only its hash is stored."""
+        require(who, ADMIN, "create API keys")
+        if role not in ROLES:
+            raise InvalidInput(f"unknown role {role!r}; expected one of {', '.join(ROLES)}", code="invalid_role")
+        plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
+        with self.storage.unit() as unit:
+            key = unit.keys.create(name, role, hash_api_key(plaintext))
+            audit(unit, who, "create", "api_key", key.id, {"name": name, "role": role})
+        return key, plaintext
+
+    def list(self, who: Principal) -> list[KeyRecord]:
+        require(who, ADMIN, "list API keys")
+        with self.storage.read() as unit:
+            return unit.keys.list()
+
+    def revoke(self, who: Principal, key_id: int) -> KeyRecord:
+        require(who, ADMIN, "revoke API keys")
+        with self.storage.unit() as unit:
+            key = unit.keys.revoke(key_id)
+            audit(unit, who, "revoke", "api_key", key_id)
+        return key
+
+    def bootstrap_admin(self, who: Principal, path: Path) -> bool:
+        """On first start, an admin key in a private file, so a fresh install is usable; False if keys exist."""
+        with self.storage.read() as unit:
+            if unit.keys.any():
+                return False
+        _, plaintext = self.create(who, "initial-admin", "admin")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(plaintext + "\n")
+        return True
+
+
+class Audit(UseCases):
+    def entries(self, who: Principal, limit: int = 100, offset: int = 0) -> list[AuditRecord]:
+        require(who, ADMIN, "read the audit log")
+        with self.storage.read() as unit:
+            return unit.audit.entries(limit, offset)
+
+    def verify(self, who: Principal) -> tuple[bool, int | None, int]:
+        require(who, ADMIN, "verify the audit log")
+        with self.storage.read() as unit:
+            return unit.audit.verify()

@@ -1,0 +1,101 @@
+"""Uploads: files are checked by the decoder, stored once by SHA-256 and owned by their uploader."""
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Iterable
+
+from fimg_service.errors import InvalidInput, NotFound, TooLarge, problem
+from fimg_service.storage.records import UploadRecord
+from fimg_service.usecases.base import Principal, UseCases, audit
+from imaging import DecodeError, decode
+
+ZIP_MAX_ENTRIES = 10_000
+MAX_NAME_LENGTH = 500
+
+
+def expand_archives(files: Iterable[tuple[str, bytes]], max_total: int) -> list[tuple[str, bytes]]:
+    """The files, with each .zip replaced by its entries (bounded: entry count and total uncompressed size)."""
+    out: list[tuple[str, bytes]] = []
+    for name, data in files:
+        if name.lower().endswith(".zip") and zipfile.is_zipfile(io.BytesIO(data)):
+            out.extend(_expand_zip(name, data, max_total))
+        else:
+            out.append((name, data))
+    return out
+
+
+def _expand_zip(name: str, data: bytes, max_total: int) -> list[tuple[str, bytes]]:
+    out, total = [], 0
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            entries = [e for e in archive.infolist() if not e.is_dir()]
+            if len(entries) > ZIP_MAX_ENTRIES:
+                raise TooLarge(f"{name} holds {len(entries)} files; at most {ZIP_MAX_ENTRIES}",
+                               code="too_many_entries")
+            for entry in entries:
+                total += entry.file_size
+                if total > max_total:
+                    raise TooLarge(f"{name} expands beyond {max_total} bytes")
+                with archive.open(entry) as handle:
+                    content = handle.read(entry.file_size + 1)
+                if len(content) > entry.file_size:
+                    raise InvalidInput(f"{name}: entry {entry.filename} is larger than its header says",
+                                       code="corrupt_zip")
+                out.append((f"{name}/{entry.filename}", content))
+    except (zipfile.BadZipFile, EOFError, NotImplementedError) as exc:
+        raise InvalidInput(f"{name} is not a readable zip archive: {exc}", code="corrupt_zip") from None
+    return out
+
+
+class Uploads(UseCases):
+    def __init__(self, storage, max_total_bytes: int):
+        super().__init__(storage)
+        self.max_total_bytes = max_total_bytes
+
+    def add(self, who: Principal, files: Iterable[tuple[str, bytes]],
+            require_image: bool = True) -> tuple[list[UploadRecord], list[dict]]:
+        """Store every usable image (a .zip is expanded); the rest come back as rejected {name, code, message}.
+
+        All of a request's uploads and their audit row commit together; with none usable, nothing is stored
+        and the rejection is an InvalidInput carrying `rejected`. Without `require_image` a file the decoder
+        refuses is stored too (a match batch still reports its digests, which may match exactly, and its error).
+        """
+        accepted, rejected = [], []
+        for name, data in expand_archives(files, self.max_total_bytes):
+            if len(name) > MAX_NAME_LENGTH:
+                rejected.append(problem("name_too_long", f"file names are limited to {MAX_NAME_LENGTH} characters",
+                                        name=name[:MAX_NAME_LENGTH]))
+                continue
+            try:
+                decoded = decode(data)
+            except DecodeError as exc:
+                if require_image:
+                    rejected.append(problem(exc.code, str(exc), name=name))
+                    continue
+                decoded = None
+            accepted.append((name, data, decoded))
+        if not accepted:
+            raise InvalidInput("none of the files is a usable image", code="no_valid_files", rejected=rejected)
+        digests = [self.storage.blobs.put(data) for _, data, _ in accepted]
+        with self.storage.unit() as unit:
+            rows = [unit.uploads.add(who.key_id, name, sha256, len(data), *(
+                        (decoded.format, decoded.width, decoded.height) if decoded else ()))
+                    for (name, data, decoded), sha256 in zip(accepted, digests)]
+            audit(unit, who, "create", "uploads", f"{len(rows)} uploads",
+                  {"ids": [r.id for r in rows], "rejected": len(rejected)})
+        return rows, rejected
+
+    def get(self, who: Principal, upload_id: str) -> UploadRecord:
+        """One of the caller's uploads (any, for an admin); another's answers NotFound, so ids leak nothing."""
+        with self.storage.read() as unit:
+            upload = unit.uploads.get(upload_id)
+        if upload is None or not who.owns(upload.owner_id):
+            raise NotFound(f"no upload with id {upload_id!r}")
+        return upload
+
+    def resolver(self, who: Principal):
+        return lambda upload_id: self.get(who, upload_id)
+
+    def data(self, upload: UploadRecord) -> bytes:
+        return self.storage.blobs.get(upload.sha256)
