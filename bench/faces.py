@@ -105,11 +105,11 @@ def run_pool(copies: int = 3) -> dict[str, float]:
         try:
             uploads, _ = app.uploads.add(LOCAL_ADMIN, [(p.name, p.read_bytes()) for p in files])
             ids = [u.id for u in uploads]
-            warm, _ = app.jobs.submit(LOCAL_ADMIN, "extract_faces", job_request(ids[: 2 * app.workers]),
-                                      {"embeddings": True})
+            warm = app.jobs.submit(LOCAL_ADMIN, "extract_faces", job_request(ids[: 2 * app.workers]),
+                                   {"embeddings": True})
             app.jobs.wait(LOCAL_ADMIN, warm.id, poll_s=0.05)
             start = time.perf_counter()
-            job, _ = app.jobs.submit(LOCAL_ADMIN, "extract_faces", job_request(ids * copies), {"embeddings": True})
+            job = app.jobs.submit(LOCAL_ADMIN, "extract_faces", job_request(ids * copies), {"embeddings": True})
             app.jobs.wait(LOCAL_ADMIN, job.id, poll_s=0.05)
             elapsed = time.perf_counter() - start
             workers = app.workers

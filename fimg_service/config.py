@@ -8,6 +8,8 @@ FIMG_MAX_UPLOAD_MB  largest request body accepted by the API (default 200)
 FIMG_CHUNK_SIZE     items per worker task (default 16)
 FIMG_AUTO_UPGRADE   1 (default): the service brings the database schema to head at start; 0: it refuses an
                     older schema and names the command (`fimg db upgrade`)
+FIMG_URL_HASH_HOSTS comma-separated hosts whose URLs the HMA-compatible routes may fetch and hash (default none:
+                    the service fetches no URL)
 """
 from __future__ import annotations
 
@@ -46,6 +48,7 @@ class Settings:
     max_upload_bytes: int
     chunk_size: int
     auto_upgrade: bool = True
+    url_hash_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -59,4 +62,6 @@ class Settings:
             max_upload_bytes=(_int_env("FIMG_MAX_UPLOAD_MB", 200) or 200) * 2**20,
             chunk_size=max(1, _int_env("FIMG_CHUNK_SIZE", 16) or 16),
             auto_upgrade=_bool_env("FIMG_AUTO_UPGRADE", True),
+            url_hash_hosts=tuple(h.strip().lower() for h in os.environ.get("FIMG_URL_HASH_HOSTS", "").split(",")
+                                 if h.strip()),
         )

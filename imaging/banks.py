@@ -1,14 +1,25 @@
 """Hash bank files: CSV and JSON Lines lists of known hashes, parsed with a reason for every bad row.
 
+Both formats carry every field of a record, so export -> import gives back the same bank.
+
 Columns (CSV header) / keys (JSONL objects): ``record_id`` (required, 1..200 characters), ``victim_id``,
-``pdq`` (64 hex), ``md5`` (32 hex), ``sha1`` (40 hex), ``sha256`` (64 hex), ``labels``. Every row needs at
-least one of the four hashes. Hex is accepted in either case and stored lowercase; values are stripped of
-surrounding whitespace and an empty value means absent.
+``pdq`` (64 hex), ``md5`` (32 hex), ``sha1`` (40 hex), ``sha256`` (64 hex), ``labels``; provenance: ``source``
+(the exchange or hotline), ``source_id`` (its own entry id), ``member_id`` (the member/ESP that shared it);
+state: ``enabled`` (default true), ``disabled_until`` (unix seconds; the record does not match before then);
+``extra_hashes``: the robust variants and region hashes of an enrolled image, ``{kind: [hex, ...]}`` with kinds
+from ``EXTRA_KINDS`` (`imaging.signals`). Every row needs at least one of the four hashes. Hex is accepted in
+either case and stored lowercase; values are stripped of surrounding whitespace and an empty value means
+absent. Files without the newer columns parse with their defaults.
+
+In CSV, ``enabled`` is ``true``/``false`` (also ``1``/``0``, ``yes``/``no``, any case), ``disabled_until`` a
+decimal integer and ``extra_hashes`` the JSON object as text; in JSONL they are a JSON boolean, integer and
+object (a boolean or integer given as such a string is accepted too).
 
 ``labels``: in CSV one field of labels separated by ``;`` (``"adult;screenshot"``); in JSONL a list of
 strings, or one string split on ``;`` like the CSV field. Labels are stripped and empty ones dropped, so a
-label cannot contain ``;``. Identifiers and labels may not contain control characters. In JSONL a
-``record_id`` or ``victim_id`` given as a JSON integer is read as its decimal string.
+label cannot contain ``;``. Identifiers (record, victim, source, source entry and member ids) and labels are
+at most 200 characters without control characters. In JSONL an identifier given as a JSON integer is read as
+its decimal string.
 
 Parsing never drops a row silently: every non-blank data line yields a record or a ``RowError`` with its
 1-based line number (the first physical line of a multi-line quoted CSV record). A problem with the whole
@@ -22,17 +33,25 @@ import csv
 import io
 import json
 import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
-from typing import Any, Iterable
+from typing import Any
 
 from imaging import signals
 
-FIELDS = ("record_id", "victim_id", "pdq", "md5", "sha1", "sha256", "labels")
+FIELDS = ("record_id", "victim_id", "pdq", "md5", "sha1", "sha256", "labels", "source", "source_id", "member_id",
+          "enabled", "disabled_until", "extra_hashes")
+IDENTIFIERS = ("record_id", "victim_id", "source", "source_id", "member_id")
+# The kinds a record's extra_hashes may hold: the PDQ-style ones other than its own `pdq` column.
+EXTRA_KINDS = tuple(kind for kind, signal in signals.SIGNALS.items() if not signal.exact and kind != "pdq")
 MAX_ID_LENGTH = 200
+MAX_TIMESTAMP = 2**63 - 1  # what the store's BIGINT column holds
 LABEL_SEPARATOR = ";"
 FORMATS = ("csv", "jsonl")
 
+_TRUE = ("true", "1", "yes")
+_FALSE = ("false", "0", "no")
 _FORMAT_OF_SUFFIX = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _FORMAT_OF_CONTENT_TYPE = {
     "text/csv": "csv",
@@ -54,9 +73,14 @@ class BankRecord:
     sha256: str | None
     labels: tuple[str, ...] = ()
     line: int = field(default=0, compare=False)  # where parse_bank read it (0: not from a file)
-    # PDQ hashes of robust variants ({kind: [hex, ...]}) when the record was enrolled from the image itself;
-    # not part of the file formats.
-    extra_hashes: dict = field(default_factory=dict, compare=False)
+    # PDQ hashes of robust variants and regions ({kind: [hex, ...]}) when the record was enrolled from the image
+    # itself; compared (a bank that lost them matches less), but not hashed, being a dict.
+    extra_hashes: dict = field(default_factory=dict, hash=False)
+    source: str | None = None
+    source_id: str | None = None
+    member_id: str | None = None
+    enabled: bool = True
+    disabled_until: int | None = None  # unix seconds: disabled while now < disabled_until
 
 
 @dataclass(frozen=True)
@@ -65,8 +89,8 @@ class RowError:
     error: str
 
 
-class _RowInvalid(ValueError):
-    pass
+class InvalidRow(ValueError):
+    """Why one row's fields make no record."""
 
 
 Row = tuple[int, "dict[str, Any] | RowError"]  # line number, and the row's fields or why it has none
@@ -91,15 +115,44 @@ def parse_bank(data: bytes | str, format: str) -> tuple[list[BankRecord], list[R
     """Records and row errors of a bank file; see the module docstring for the rules."""
     if format not in FORMATS:
         raise ValueError(f"bank format must be one of {FORMATS}, got {format!r}")
-    if isinstance(data, bytes):
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as error:
-            line = data[: error.start].count(b"\n") + 1
-            return [], [RowError(line, f"file is not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start})")]
-    else:
-        text = data.removeprefix("\ufeff")
-    rows = _csv_rows(text) if format == "csv" else _jsonl_rows(text)
+    text = decode_text(data)
+    if isinstance(text, RowError):
+        return [], [text]
+    return records_from_rows(csv_rows(text, FIELDS, "record_id") if format == "csv" else _jsonl_rows(text))
+
+
+def write_bank(records: Iterable[BankRecord], format: str) -> str:
+    """Serialise records so that ``parse_bank`` reads them back equal; an invalid record is a ValueError."""
+    if format not in FORMATS:
+        raise ValueError(f"bank format must be one of {FORMATS}, got {format!r}")
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n") if format == "csv" else None
+    if writer:
+        writer.writerow(FIELDS)
+    for position, record in enumerate(records):
+        check_writable(record, position)
+        values = {name: getattr(record, name) for name in FIELDS}
+        values["labels"] = list(record.labels)
+        if writer:
+            writer.writerow([_csv_value(name, value) for name, value in values.items()])
+        else:
+            out.write(json.dumps(values, ensure_ascii=False) + "\n")
+    return out.getvalue()
+
+
+def decode_text(data: bytes | str) -> str | RowError:
+    """A file's text without its byte order mark, or the file-level error that it is not UTF-8."""
+    if isinstance(data, str):
+        return data.removeprefix("\ufeff")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        return RowError(line, f"file is not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start})")
+
+
+def records_from_rows(rows: Iterable[Row]) -> tuple[list[BankRecord], list[RowError]]:
+    """Each row's record (see `record_from_fields`) or its error; a record_id seen before is an error."""
     records: list[BankRecord] = []
     errors: list[RowError] = []
     first_line_of: dict[str, int] = {}
@@ -108,8 +161,8 @@ def parse_bank(data: bytes | str, format: str) -> tuple[list[BankRecord], list[R
             errors.append(fields)
             continue
         try:
-            record = _record(fields)
-        except _RowInvalid as error:
+            record = record_from_fields(fields)
+        except InvalidRow as error:
             errors.append(RowError(line, str(error)))
             continue
         if record.record_id in first_line_of:
@@ -122,31 +175,31 @@ def parse_bank(data: bytes | str, format: str) -> tuple[list[BankRecord], list[R
     return records, errors
 
 
-def write_bank(records: Iterable[BankRecord], format: str) -> str:
-    """Serialise records so that ``parse_bank`` reads them back equal; an invalid record is a ValueError."""
-    if format not in FORMATS:
-        raise ValueError(f"bank format must be one of {FORMATS}, got {format!r}")
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n") if format == "csv" else None
-    if writer:
-        writer.writerow(FIELDS)
-    for position, record in enumerate(records):
-        values = {name: getattr(record, name) for name in FIELDS}
-        values["labels"] = list(record.labels)
-        try:
-            if _record(values) != record:
-                raise _RowInvalid("values are not in canonical form (stripped, lowercase hex, no empty labels)")
-        except _RowInvalid as error:
-            raise ValueError(f"record {position} ({record.record_id!r}): {error}") from None
-        if writer:
-            values["labels"] = LABEL_SEPARATOR.join(record.labels)
-            writer.writerow(["" if value is None else value for value in values.values()])
-        else:
-            out.write(json.dumps(values, ensure_ascii=False) + "\n")
-    return out.getvalue()
+def check_writable(record: BankRecord, position: int) -> None:
+    """ValueError unless `record` is valid and in the form `record_from_fields` gives, so it reads back equal."""
+    values = {name: getattr(record, name) for name in FIELDS}
+    values["labels"] = list(record.labels)
+    try:
+        if record_from_fields(values) != record:
+            raise InvalidRow("values are not in canonical form (stripped, lowercase hex, no empty labels)")
+    except InvalidRow as error:
+        raise ValueError(f"record {position} ({record.record_id!r}): {error}") from None
 
 
-def _csv_rows(text: str) -> list[Row]:
+def _csv_value(name: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if name == "labels":
+        return LABEL_SEPARATOR.join(value)
+    if name == "enabled":
+        return "true" if value else "false"
+    if name == "extra_hashes":
+        return json.dumps(value, separators=(",", ":")) if value else ""
+    return str(value)
+
+
+def csv_rows(text: str, columns: tuple[str, ...], required: str) -> list[Row]:
+    """The data rows of a CSV file whose header names some of `columns`, `required` among them."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows: list[Row] = []
     header: list[str] | None = None
@@ -158,7 +211,7 @@ def _csv_rows(text: str) -> list[Row]:
                 continue
             if header is None:
                 header = [name.strip().lower() for name in fields]
-                problem = _header_problem(header)
+                problem = _header_problem(header, columns, required)
                 if problem:
                     return [(line, RowError(line, problem))]
                 continue
@@ -170,21 +223,21 @@ def _csv_rows(text: str) -> list[Row]:
         line = previous_end + 1
         rows.append((line, RowError(line, f"malformed CSV, reading stopped here: {error}")))
     if header is None:
-        return [(1, RowError(1, f"missing header: the first line must name the columns, from {', '.join(FIELDS)}"))]
+        return [(1, RowError(1, f"missing header: the first line must name the columns, from {', '.join(columns)}"))]
     return rows
 
 
-def _header_problem(header: list[str]) -> str | None:
-    if not set(header) & set(FIELDS):
-        return f"missing header: the first line must name the columns, from {', '.join(FIELDS)}; got {header}"
-    unknown = [name for name in header if name not in FIELDS]
+def _header_problem(header: list[str], columns: tuple[str, ...], required: str) -> str | None:
+    if not set(header) & set(columns):
+        return f"missing header: the first line must name the columns, from {', '.join(columns)}; got {header}"
+    unknown = [name for name in header if name not in columns]
     if unknown:
-        return f"unknown columns: {', '.join(map(repr, unknown))} (allowed: {', '.join(FIELDS)})"
+        return f"unknown columns: {', '.join(map(repr, unknown))} (allowed: {', '.join(columns)})"
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
         return f"repeated columns: {', '.join(repeated)}"
-    if "record_id" not in header:
-        return "the header lacks the required column record_id"
+    if required not in header:
+        return f"the header lacks the required column {required}"
     return None
 
 
@@ -210,17 +263,20 @@ def _jsonl_rows(text: str) -> list[Row]:
     return rows
 
 
-def _record(fields: dict[str, Any]) -> BankRecord:
-    record_id = _identifier(fields.get("record_id"), "record_id")
-    if record_id is None:
-        raise _RowInvalid("record_id is required")
+def record_from_fields(fields: Mapping[str, Any]) -> BankRecord:
+    """A validated record from one row's fields (named as FIELDS; absent ones take their defaults), or InvalidRow."""
+    identifiers = {name: identifier(fields.get(name), name) for name in IDENTIFIERS}
+    if identifiers["record_id"] is None:
+        raise InvalidRow("record_id is required")
     hashes = {name: _hex(fields.get(name), name) for name in signals.HASH_COLUMNS}
     if not any(hashes.values()):
-        raise _RowInvalid(f"no hash: need at least one of {', '.join(signals.HASH_COLUMNS)}")
+        raise InvalidRow(f"no hash: need at least one of {', '.join(signals.HASH_COLUMNS)}")
     return BankRecord(
-        record_id=record_id,
-        victim_id=_identifier(fields.get("victim_id"), "victim_id"),
         labels=_labels(fields.get("labels")),
+        extra_hashes=_extra_hashes(fields.get("extra_hashes")),
+        enabled=_flag(fields.get("enabled"), "enabled"),
+        disabled_until=_timestamp(fields.get("disabled_until"), "disabled_until"),
+        **identifiers,
         **hashes,
     )
 
@@ -232,16 +288,17 @@ def _text(value: Any, name: str) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
-        raise _RowInvalid(f"{name} must be a string, got {type(value).__name__}")
+        raise InvalidRow(f"{name} must be a string, got {type(value).__name__}")
     if any(unicodedata.category(character) == "Cc" for character in value.strip()):
-        raise _RowInvalid(f"{name} contains control characters")
+        raise InvalidRow(f"{name} contains control characters")
     return value.strip() or None
 
 
-def _identifier(value: Any, name: str) -> str | None:
+def identifier(value: Any, name: str) -> str | None:
+    """A stripped identifier of at most MAX_ID_LENGTH characters, or None; InvalidRow if it is not one."""
     text = _text(value, name)
     if text is not None and len(text) > MAX_ID_LENGTH:
-        raise _RowInvalid(f"{name} is longer than {MAX_ID_LENGTH} characters ({len(text)})")
+        raise InvalidRow(f"{name} is longer than {MAX_ID_LENGTH} characters ({len(text)})")
     return text
 
 
@@ -253,7 +310,7 @@ def _hex(value: Any, name: str) -> str | None:
     try:
         return signals.normalise(name, value)
     except ValueError as error:
-        raise _RowInvalid(str(error)) from None
+        raise InvalidRow(str(error)) from None
 
 
 def _labels(value: Any) -> tuple[str, ...]:
@@ -264,14 +321,67 @@ def _labels(value: Any) -> tuple[str, ...]:
     elif isinstance(value, list):
         parts = value
     else:
-        raise _RowInvalid(f"labels must be a list of strings or a {LABEL_SEPARATOR!r}-separated string")
+        raise InvalidRow(f"labels must be a list of strings or a {LABEL_SEPARATOR!r}-separated string")
     labels = []
     for part in parts:
         if not isinstance(part, str):
-            raise _RowInvalid(f"labels must be strings, got {type(part).__name__}")
+            raise InvalidRow(f"labels must be strings, got {type(part).__name__}")
         if LABEL_SEPARATOR in part:
-            raise _RowInvalid(f"label {part!r} contains {LABEL_SEPARATOR!r}")
+            raise InvalidRow(f"label {part!r} contains {LABEL_SEPARATOR!r}")
         label = _text(part, "label")
         if label:
             labels.append(label)
     return tuple(labels)
+
+
+def _flag(value: Any, name: str) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return value
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word == "" or word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise InvalidRow(f"{name} must be true or false, got {value!r}")
+
+
+def _timestamp(value: Any, name: str) -> int | None:
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if not (text.isascii() and text.isdigit()):
+            raise InvalidRow(f"{name} must be unix seconds (a whole number), got {value!r}")
+        value = int(text)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRow(f"{name} must be unix seconds (a whole number), got {type(value).__name__}")
+    if not 0 <= value <= MAX_TIMESTAMP:
+        raise InvalidRow(f"{name} must be between 0 and {MAX_TIMESTAMP}, got {value}")
+    return value
+
+
+def _extra_hashes(value: Any) -> dict[str, list[str]]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else None
+        except json.JSONDecodeError as error:
+            raise InvalidRow(f"extra_hashes is not JSON: {error.msg} (column {error.colno})") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidRow(f"extra_hashes must be an object of {{kind: [hex, ...]}}, got {type(value).__name__}")
+    extra = {}
+    for kind, hashes in value.items():
+        if kind not in EXTRA_KINDS:
+            raise InvalidRow(f"extra_hashes kind {kind!r} is not one of {', '.join(EXTRA_KINDS)}")
+        if not isinstance(hashes, list):
+            raise InvalidRow(f"extra_hashes[{kind!r}] must be a list of hex strings, got {type(hashes).__name__}")
+        try:
+            extra[kind] = [signals.normalise(kind, hex_value) for hex_value in hashes]
+        except ValueError as error:
+            raise InvalidRow(f"extra_hashes: {error}") from None
+    return {kind: hashes for kind, hashes in extra.items() if hashes}

@@ -21,6 +21,7 @@ one record the plainest is reported (`imaging.signals.kind_order`), with its own
 """
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,16 @@ VARIANT_THRESHOLD = 20
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """Where a record came from: an exchange or hotline, its own entry id, the member/ESP that shared it, tags."""
+
+    source: str | None = None
+    source_id: str | None = None
+    member_id: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class BankEntry:
     record_id: str
     victim_id: str | None = None
@@ -51,6 +62,13 @@ class BankEntry:
     sha256: str | None = None
     variant_hashes: tuple[tuple[str, PdqHash], ...] = ()
     regions: tuple[RegionHash, ...] = ()
+    provenance: Provenance = Provenance()
+    enabled: bool = True
+    disabled_until: int | None = None  # unix seconds: the record matches again from then on
+    content_id: int | None = None  # the store's id of the record (HMA's bank_content_id)
+
+    def active(self, now: float) -> bool:
+        return self.enabled and (self.disabled_until is None or now >= self.disabled_until)
 
 
 @dataclass(frozen=True)
@@ -60,10 +78,14 @@ class Match:
     victim_id: str | None
     kind: str
     distance: int
+    provenance: Provenance = Provenance()
+    content_id: int | None = None
 
     def to_dict(self) -> dict:
         return {"bank": self.bank, "record_id": self.record_id, "victim_id": self.victim_id, "kind": self.kind,
-                "distance": self.distance}
+                "distance": self.distance, "content_id": self.content_id, "source": self.provenance.source,
+                "source_id": self.provenance.source_id, "member_id": self.provenance.member_id,
+                "tags": list(self.provenance.tags)}
 
 
 @dataclass(frozen=True)
@@ -121,8 +143,10 @@ class BankMatcher:
                 probes += [("pdq_dihedral", h) for h in query.dihedral[1:]]
         return probes + list(query.variants)
 
-    def match(self, query: QueryHashes, threshold: int | None = None) -> list[Match]:
+    def match(self, query: QueryHashes, threshold: int | None = None, now: float | None = None) -> list[Match]:
+        """Every active record (enabled, not disabled until later than `now`) the query matches."""
         threshold = self.threshold if threshold is None else threshold
+        now = time.time() if now is None else now
         best: dict[int, tuple[str, int]] = {}
 
         def offer(entry_idx: int, kind: str, distance: int) -> None:
@@ -142,8 +166,9 @@ class BankMatcher:
                 offer(entry_idx, match_kind(probes[probe][0], stored_kind), distance)
         for entry_idx, distance in self._region_matches(query.regions):
             offer(entry_idx, REGION_KIND, distance)
-        matches = [Match(self.name, self.entries[i].record_id, self.entries[i].victim_id, kind, distance)
-                   for i, (kind, distance) in best.items()]
+        matches = [Match(self.name, entry.record_id, entry.victim_id, kind, distance, entry.provenance,
+                         entry.content_id)
+                   for i, (kind, distance) in best.items() if (entry := self.entries[i]).active(now)]
         return sorted(matches, key=lambda m: (m.distance, kind_order(m.kind), m.record_id))
 
     def _region_matches(self, regions: Sequence[RegionHash]) -> list[tuple[int, int]]:
@@ -190,10 +215,11 @@ def match_kind(probe_kind: str, stored_kind: str) -> str:
     return f"{probe_kind}+{stored_kind.removeprefix('pdq_')}"
 
 
-def match_banks(query: QueryHashes, matchers: Iterable[BankMatcher], threshold: int | None = None) -> list[Match]:
+def match_banks(query: QueryHashes, matchers: Iterable[BankMatcher], threshold: int | None = None,
+                now: float | None = None) -> list[Match]:
     found: list[Match] = []
     for matcher in matchers:
-        found.extend(matcher.match(query, threshold))
+        found.extend(matcher.match(query, threshold, now))
     return sorted(found, key=lambda m: (m.distance, kind_order(m.kind), m.bank, m.record_id))
 
 
@@ -224,10 +250,13 @@ def hashes_for_bank(data: bytes, *, robust: bool = False) -> dict[str, Any]:
 
 
 def bank_entry(record_id: str, victim_id: str | None, pdq: str | None, md5: str | None, sha1: str | None,
-               sha256: str | None, extra_hashes: Mapping[str, Sequence[str]] | None) -> BankEntry:
+               sha256: str | None, extra_hashes: Mapping[str, Sequence[str]] | None, *,
+               provenance: Provenance = Provenance(), enabled: bool = True, disabled_until: int | None = None,
+               content_id: int | None = None) -> BankEntry:
     """A record from its stored columns; `extra_hashes` as `hashes_for_bank` makes it, regions under REGION_KIND."""
     extra = extra_hashes or {}
     variants = tuple((kind, PdqHash.from_hex(value)) for kind, values in extra.items() if kind != REGION_KIND
                      for value in values)
     regions = tuple(RegionHash.from_hex(value) for value in extra.get(REGION_KIND, ()))
-    return BankEntry(record_id, victim_id, pdq, md5, sha1, sha256, variants, regions)
+    return BankEntry(record_id, victim_id, pdq, md5, sha1, sha256, variants, regions, provenance, enabled,
+                     disabled_until, content_id)

@@ -93,7 +93,7 @@ def test_a_failure_after_the_change_leaves_neither_change_nor_audit_row(service,
     app.banks.create(LOCAL_ADMIN, "b")
     app.galleries.create(LOCAL_ADMIN, "g")
     [upload], _ = app.uploads.add(LOCAL_ADMIN, [("o.jpg", (fixtures_dir / "faces" / "obama-1.jpg").read_bytes())])
-    job, _ = app.jobs.submit(LOCAL_ADMIN, "match_batch", job_request([upload.id] * 100), {"banks": ["b"]})
+    job = app.jobs.submit(LOCAL_ADMIN, "match_batch", job_request([upload.id] * 100), {"banks": ["b"]})
     key, _ = app.keys.create(LOCAL_ADMIN, "k", "service")
     before = database_state(service)
     assert before["audit"] > 0

@@ -1,12 +1,23 @@
 import csv
 import io
 import json
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imaging.banks import BankRecord, RowError, detect_format, parse_bank, write_bank
+from imaging.banks import (
+    EXTRA_KINDS,
+    FORMATS,
+    MAX_TIMESTAMP,
+    BankRecord,
+    RowError,
+    detect_format,
+    parse_bank,
+    write_bank,
+)
+from imaging.matching import hashes_for_bank
 
 PDQ = "f" * 16 + "0" * 16 + "a1" * 16
 MD5 = "d41d8cd98f00b204e9800998ecf8427e"
@@ -243,3 +254,151 @@ def test_no_row_is_dropped_silently(rows, format):
         non_blank = [r for r in data_rows if r and not (len(r) == 1 and not r[0].strip())]
         assert len(records) + len(errors) == len(non_blank)
     assert all(e.line >= 1 for e in errors)
+
+
+# Provenance, state and extra hashes: every field of a record is in both formats.
+
+EXTRA = {"pdq_crop": ["ab" * 32, "cd" * 32], "pdq_region": ["0f" * 32]}
+FULL_HEADER = "record_id,pdq,source,source_id,member_id,enabled,disabled_until,extra_hashes"
+
+
+def test_old_files_without_the_new_columns_take_the_defaults():
+    records, errors = parse_bank(f"{HEADER}\nr1,v9,{PDQ},,,,x\n", "csv")
+    assert errors == []
+    (parsed,) = records
+    assert (parsed.source, parsed.source_id, parsed.member_id, parsed.enabled, parsed.disabled_until,
+            parsed.extra_hashes) == (None, None, None, True, None, {})
+
+
+def test_csv_reads_provenance_state_and_extra_hashes():
+    extra = json.dumps({"pdq_crop": [h.upper() for h in EXTRA["pdq_crop"]], "pdq_region": EXTRA["pdq_region"]})
+    text = FULL_HEADER + "\n" + ",".join(["r1", PDQ, "ncmec", "e-17", "42", "FALSE", "1700000000",
+                                          '"' + extra.replace('"', '""') + '"']) + "\n"
+    records, errors = parse_bank(text, "csv")
+    assert errors == []
+    assert records == [record("r1", pdq=PDQ, source="ncmec", source_id="e-17", member_id="42", enabled=False,
+                              disabled_until=1700000000, extra_hashes=EXTRA)]
+
+
+def test_jsonl_reads_typed_and_string_forms_alike():
+    typed = {"record_id": "r1", "pdq": PDQ, "member_id": 42, "enabled": False, "disabled_until": 17,
+             "extra_hashes": EXTRA}
+    strings = {**typed, "record_id": "r2", "member_id": "42", "enabled": "no", "disabled_until": "17",
+               "extra_hashes": json.dumps(EXTRA)}
+    records, errors = parse_bank("\n".join(map(json.dumps, [typed, strings])), "jsonl")
+    assert errors == []
+    assert records[0] == replace(records[1], record_id="r1")
+    assert (records[0].member_id, records[0].enabled, records[0].disabled_until, records[0].extra_hashes) == \
+        ("42", False, 17, EXTRA)
+
+
+def test_extra_hashes_are_part_of_equality():
+    assert record("a", pdq=PDQ, extra_hashes=EXTRA) != record("a", pdq=PDQ)
+
+
+BAD_TEXT_FIELDS = [
+    ({"enabled": "maybe"}, "enabled must be true or false, got 'maybe'"),
+    ({"disabled_until": "-5"}, "disabled_until must be unix seconds"),
+    ({"disabled_until": "1.5"}, "disabled_until must be unix seconds"),
+    ({"disabled_until": str(2**63)}, "disabled_until must be between 0 and"),
+    ({"source": "s" * 201}, "source is longer than 200"),
+    ({"member_id": "4\x002"}, "member_id contains control characters"),
+    ({"extra_hashes": {"phash": ["ab" * 8]}}, "extra_hashes kind 'phash' is not one of pdq_dihedral"),
+    ({"extra_hashes": {"pdq": [PDQ]}}, "extra_hashes kind 'pdq' is not one of"),
+    ({"extra_hashes": {"md5": [MD5]}}, "extra_hashes kind 'md5' is not one of"),
+    ({"extra_hashes": {"pdq_crop": ["ab" * 31]}}, "extra_hashes: pdq_crop must be 64 hexadecimal characters"),
+    ({"extra_hashes": {"pdq_crop": ["zz" * 32]}}, "pdq_crop must be 64 hexadecimal characters, got 'zz"),
+    ({"extra_hashes": {"pdq_crop": "ab" * 32}}, "extra_hashes['pdq_crop'] must be a list"),
+    ({"extra_hashes": "{not json"}, "extra_hashes is not JSON"),
+    # the shape an old store kept regions in (dicts) is not a file format
+    ({"extra_hashes": {"pdq_region": [{"x": 0, "hash": "ab" * 32}]}}, "pdq_region must be 64 hexadecimal"),
+]
+BAD_JSON_FIELDS = [  # values only JSON can type
+    ({"enabled": 1}, "enabled must be true or false"),
+    ({"disabled_until": 1.5}, "disabled_until must be unix seconds (a whole number), got float"),
+    ({"disabled_until": True}, "got bool"),
+    ({"source_id": ["x"]}, "source_id must be a string, got list"),
+    ({"extra_hashes": ["ab" * 32]}, "extra_hashes must be an object"),
+]
+
+
+def bank_text(rows: list[dict], format: str) -> str:
+    if format == "jsonl":
+        return "\n".join(json.dumps(row) for row in rows)
+    columns = list(dict.fromkeys(name for row in rows for name in row))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([json.dumps(row[c]) if isinstance(row.get(c), dict) else row.get(c, "") for c in columns])
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "format, fields, reason",
+    [(format, *case) for format in ("csv", "jsonl") for case in BAD_TEXT_FIELDS]
+    + [("jsonl", *case) for case in BAD_JSON_FIELDS],
+)
+def test_bad_new_fields_are_that_rows_error(format, fields, reason):
+    rows = [{"record_id": "ok", "md5": MD5}, {"record_id": "bad", "md5": MD5, **fields},
+            {"record_id": "ok2", "md5": MD5}]
+    records, errors = parse_bank(bank_text(rows, format), format)
+    assert [r.record_id for r in records] == ["ok", "ok2"]
+    assert len(errors) == 1 and errors[0].line == (3 if format == "csv" else 2), errors
+    assert reason in errors[0].error
+
+
+@pytest.mark.parametrize("bad", [
+    record("a", pdq=PDQ, extra_hashes={"pdq_crop": [PDQ.upper()]}),
+    record("a", pdq=PDQ, extra_hashes={"pdq_crop": []}),
+    record("a", pdq=PDQ, extra_hashes={"pdq_sideways": [PDQ]}),
+    record("a", pdq=PDQ, source=" ncmec"),
+    record("a", pdq=PDQ, disabled_until=-1),
+])
+def test_write_bank_refuses_new_fields_it_could_not_read_back(bad):
+    with pytest.raises(ValueError, match="record 0"):
+        write_bank([bad], "jsonl")
+
+
+def extra_hashes_of(kinds):
+    return st.dictionaries(st.sampled_from(kinds), st.lists(hex_of(64), min_size=1, max_size=3), max_size=3)
+
+
+full_records_strategy = st.lists(
+    st.builds(
+        BankRecord,
+        record_id=identifier,
+        victim_id=st.none() | identifier,
+        pdq=st.none() | hex_of(64),
+        md5=st.none() | hex_of(32),
+        sha1=hex_of(40),
+        sha256=st.none() | hex_of(64),
+        labels=st.lists(label, max_size=3).map(tuple),
+        extra_hashes=extra_hashes_of(EXTRA_KINDS),
+        source=st.none() | identifier,
+        source_id=st.none() | identifier,
+        member_id=st.none() | identifier,
+        enabled=st.booleans(),
+        disabled_until=st.none() | st.integers(0, MAX_TIMESTAMP),
+    ),
+    max_size=8,
+    unique_by=lambda r: r.record_id,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(records=full_records_strategy, format=st.sampled_from(["csv", "jsonl"]))
+def test_round_trip_keeps_every_field(records, format):
+    parsed, errors = parse_bank(write_bank(records, format), format)
+    assert errors == [] and parsed == records
+    assert [r.extra_hashes for r in parsed] == [r.extra_hashes for r in records]
+
+
+def test_an_enrolled_image_keeps_its_variants_and_regions(fixtures_dir):
+    data = (fixtures_dir / "pdq" / "misc-images" / "c.png").read_bytes()
+    hashes = hashes_for_bank(data, robust=True)
+    assert hashes["extra_hashes"].get("pdq_region") and len(hashes["extra_hashes"]) > 1
+    enrolled = BankRecord(record_id="c.png", victim_id="v1", labels=(), source="clearinghouse", **hashes)
+    for format in FORMATS:
+        (parsed,), errors = parse_bank(write_bank([enrolled], format), format)
+        assert errors == [] and parsed == enrolled and parsed.extra_hashes == hashes["extra_hashes"]

@@ -59,8 +59,9 @@ def test_rejected_rows_and_files_are_listed_with_the_summary(fimg, tmp_path):
     not_image = tmp_path / "notes.jpg"
     not_image.write_text("just text")
     code, out, err = fimg("bank", "add", "b", not_image)
-    assert code == 1 and out.strip() == '{"imported": 0, "rejected": 1}'
-    assert err.strip() == "notes.jpg: the file is not an image (no known image format signature)"
+    assert code == 1 and out == ""
+    assert err.splitlines() == ["fimg: none of the files is a usable image",
+                                "  notes.jpg: the file is not an image (no known image format signature)"]
 
 
 def test_with_auto_upgrade_off_an_old_schema_is_refused_naming_the_command(tmp_path, monkeypatch, capsys):

@@ -33,7 +33,7 @@ def make_bank(service, name: str, records: dict[str, bytes], victim: str = "V-1"
             for record_id, data in records.items()]
     response = import_csv(service, name, rows)
     assert response.status_code == 200, response.text
-    assert response.json() == {"imported": len(rows), "rejected": []}
+    assert response.json() == {"imported": len(rows), "rejected": [], "disabled": 0, "unsupported": {}}
 
 
 def test_match_batch_reports_every_item(service, fixtures_dir, bridge):
@@ -68,7 +68,8 @@ def test_match_batch_reports_every_item(service, fixtures_dir, bridge):
     exact = by_name["aaa-orig.jpg"]
     assert exact["status"] == "match"
     assert exact["matches"][0] == {"bank": "victims", "record_id": "bridge-record", "victim_id": "V-1",
-                                   "kind": "sha256", "distance": 0}
+                                   "kind": "sha256", "distance": 0, "content_id": 1, "source": None,
+                                   "source_id": None, "member_id": None, "tags": []}
     assert exact["sha256"] == hashlib.sha256(original).hexdigest()
     for path in edited:
         item = by_name[path.name]
@@ -114,8 +115,9 @@ def test_hash_only_batch_and_low_quality(service, bridge):
     items = {i["name"]: i for i in service.client.get(f"/v1/jobs/{job['id']}/result",
                                                       headers=service.auth("service")).json()["items"]}
     assert items["by-md5"]["matches"][0]["kind"] == "md5"
-    assert items["by-pdq"]["matches"][0] == {"bank": "victims", "record_id": "bridge-record", "victim_id": "V-1",
-                                             "kind": "pdq", "distance": 3}
+    found = items["by-pdq"]["matches"][0]
+    assert (found["bank"], found["record_id"], found["victim_id"], found["kind"], found["distance"]) == (
+        "victims", "bridge-record", "V-1", "pdq", 3)
     assert items["weak-pdq"]["status"] == "low_quality" and items["weak-pdq"]["matches"] == []
     assert items["nothing"]["status"] == "no_match"
 

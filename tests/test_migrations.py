@@ -54,8 +54,11 @@ def table_names(engine) -> set[str]:
 
 
 def previous_release(engine) -> None:
-    """What the release before migrations did: `create_all`, then the app wrote rows to every table."""
-    Base.metadata.create_all(engine)
+    """What the release before migrations did: `create_all` of its models (exactly revision 0001_initial, less the
+    version table), then the app wrote rows to every table."""
+    with engine.begin() as connection:
+        command.upgrade(migrate.alembic_config(connection), "0001_initial")
+        connection.exec_driver_sql("DROP TABLE alembic_version")
     at = datetime(2024, 5, 17, 9, 30, 12, 345678, tzinfo=timezone.utc)
     steps = [
         [ApiKey(id=1, name="admin – Ünïcode", role="admin", key_hash="a" * 64, created_at=at),
@@ -71,12 +74,7 @@ def previous_release(engine) -> None:
          Gallery(id=1, name="gallery", description=None, threshold=0.6123456789012345,
                  calibration={"far": 1e-4, "points": [[0.5, 0.01], [0.6, 0.001]]}, revision=2, created_by=2,
                  created_at=at)],
-        [BankRecordRow(id=1, bank_id=1, record_id="r1", victim_id="v1", pdq="e" * 64, md5="f" * 32, sha1="1" * 40,
-                       sha256="2" * 64, labels=["csam", "known"],
-                       extra_hashes={"pdq_regions": [{"x": 0, "y": 16, "size": 96, "hash": "ab" * 32}],
-                                     "phash": "0f" * 8, "note": "ünï"}),
-         BankRecordRow(id=2, bank_id=1, record_id="r2", labels=[], extra_hashes={}),
-         JobItem(id=1, job_id="j" * 32, idx=0, name="a.jpg", input={"upload_id": "u" * 32}, status="done",
+        [JobItem(id=1, job_id="j" * 32, idx=0, name="a.jpg", input={"upload_id": "u" * 32}, status="done",
                  result={"matches": [{"record_id": "r1", "distance": 3}], "quality": 87.5}, attempts=1,
                  completions=1, node="node-1"),
          JobItem(id=2, job_id="j" * 32, idx=1, name="b.jpg", input={"upload_id": "v" * 32}, status="error",
@@ -92,10 +90,19 @@ def previous_release(engine) -> None:
                     action="job.create", object_type="job", object_id="j" * 32, prev_hash="5" * 64,
                     row_hash="6" * 64)],
     ]
+    # The release's bank_records had none of 0002's columns, so its rows go in by name, not through today's model.
+    records = [dict(id=1, bank_id=1, record_id="r1", victim_id="v1", pdq="e" * 64, md5="f" * 32, sha1="1" * 40,
+                    sha256="2" * 64, labels=["adult", "known"],
+                    extra_hashes={"pdq_regions": [{"x": 0, "y": 16, "size": 96, "hash": "ab" * 32}],
+                                  "phash": "0f" * 8, "note": "ünï"}),
+               dict(id=2, bank_id=1, record_id="r2", victim_id=None, pdq=None, md5=None, sha1=None, sha256=None,
+                    labels=[], extra_hashes={})]
     with Session(engine) as session:
         for rows in steps:
             session.add_all(rows)
             session.flush()
+            if rows is steps[1]:
+                session.execute(sa.insert(BankRecordRow.__table__), records)
         session.commit()
 
 
@@ -124,10 +131,13 @@ def test_previous_release_database_is_stamped_and_keeps_every_row(engine):
     assert all(before.values()), "every table has rows to keep"
     assert migrate.current_revision(engine) is None
 
-    assert migrate.upgrade(engine).startswith("stamped 0001_initial")
+    assert migrate.upgrade(engine) == f"stamped 0001_initial, upgraded 0001_initial -> {migrate.head_revision()}"
     assert migrate.current_revision(engine) == migrate.head_revision()
     assert snapshot(engine, columns) == before
     migrate.check_current(engine)
+    with engine.connect() as connection:  # 0002: records of the old release are enabled, with no provenance
+        assert connection.execute(sa.text("SELECT enabled, source, disabled_until FROM bank_records")).all() == [
+            (True, None, None), (True, None, None)]
 
 
 def test_migrations_build_exactly_the_models(engine):
@@ -195,12 +205,13 @@ def test_revision_this_version_does_not_know_is_refused(engine):
 
 
 def add_revision(tmp_path, monkeypatch, upgrade_body: str) -> None:
-    """Makes the migrations a copy of fimg's with a revision 0002_test after 0001_initial."""
+    """Makes the migrations a copy of fimg's with a revision 9999_test after the head."""
+    head = migrate.head_revision()
     scripts = tmp_path / "migrations"
     shutil.copytree(migrate._SCRIPTS, scripts)
-    (scripts / "versions" / "0002_test.py").write_text(
+    (scripts / "versions" / "9999_test.py").write_text(
         "from alembic import op\nimport sqlalchemy as sa\n\n"
-        "revision = '0002_test'\ndown_revision = '0001_initial'\n\n\n"
+        f"revision = '9999_test'\ndown_revision = '{head}'\n\n\n"
         f"def upgrade():\n{upgrade_body}")
     monkeypatch.setattr(migrate, "_SCRIPTS", scripts)
 
@@ -215,8 +226,8 @@ def test_later_revision_rewrites_a_referenced_table_without_losing_rows(engine, 
     columns = {"bank_records": [c["name"] for c in sa.inspect(engine).get_columns("bank_records")]}
     before = snapshot(engine, columns)
 
-    assert migrate.upgrade(engine) == "stamped 0001_initial, upgraded 0001_initial -> 0002_test"
-    assert migrate.current_revision(engine) == "0002_test"
+    assert migrate.upgrade(engine) == "stamped 0001_initial, upgraded 0001_initial -> 9999_test"
+    assert migrate.current_revision(engine) == "9999_test"
     description = next(c for c in sa.inspect(engine).get_columns("banks") if c["name"] == "description")
     assert isinstance(description["type"], sa.String) and description["type"].length == 2000
     assert snapshot(engine, columns) == before

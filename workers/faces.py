@@ -8,10 +8,10 @@ from pydantic import BaseModel, Field
 from biometrics import SAME_PERSON_THRESHOLD, analyze, decide
 from imaging import DecodeError, decode, digests
 from fimg_service.errors import SetupFailed
+from fimg_service.roles import CURATORS
 from workers.registry import (ItemOutcome, JobRequest, JobType, References, UploadResolver, invalid_job, item_error,
                               load_upload_item, upload_items)
 
-FACE_ROLES = ("admin", "analyst")
 
 
 class ExtractParams(BaseModel):
@@ -21,7 +21,8 @@ class ExtractParams(BaseModel):
 class SearchParams(BaseModel):
     gallery: str = Field(min_length=1)
     top_k: int = Field(5, ge=1, le=100)
-    threshold: float | None = Field(None, gt=0, le=2, description="Default: the gallery's, else 0.6")
+    threshold: float | None = Field(None, gt=0, le=2,
+                                    description=f"Default: the gallery's, else {SAME_PERSON_THRESHOLD}")
 
 
 def search_references(params: SearchParams) -> References:
@@ -65,7 +66,7 @@ def _gallery(storage, params: dict):
 
 def search_context_key(storage, params: dict) -> str:
     gallery = _gallery(storage, params)
-    return f"gallery:{gallery.name}@{gallery.revision}"
+    return f"gallery:{gallery.name}.{gallery.created_at.timestamp()}@{gallery.revision}"
 
 
 def prepare_search(storage, params: dict) -> dict:
@@ -121,9 +122,9 @@ def run_search(gallery: dict, params: SearchParams, item: dict) -> ItemOutcome:
 
 
 JOB_TYPES = [
-    JobType(name="extract_faces", params_model=ExtractParams, roles=FACE_ROLES, build_items=build_items,
+    JobType(name="extract_faces", params_model=ExtractParams, roles=CURATORS, build_items=build_items,
             load_item=load_upload_item, run_item=run_extract),
-    JobType(name="face_search", params_model=SearchParams, roles=FACE_ROLES, build_items=build_items,
+    JobType(name="face_search", params_model=SearchParams, roles=CURATORS, build_items=build_items,
             references=search_references, load_item=load_upload_item, run_item=run_search,
             context_key=search_context_key,
             prepare=prepare_search),

@@ -4,15 +4,16 @@ from __future__ import annotations
 import csv
 import io
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from imaging import DecodeError, PdqHash, decode, digests, pdq_dihedral, signals
-from imaging.matching import BankMatcher, QueryHashes, bank_entry, match_banks, report_status
+from imaging.matching import BankMatcher, Provenance, QueryHashes, bank_entry, match_banks, report_status
 from imaging.regions import QUERY_REGIONS, region_hashes
 from imaging.robust import query_variants
 from fimg_service.errors import SetupFailed
+from fimg_service.roles import HASHERS
 from workers.registry import (ItemOutcome, JobRequest, JobType, References, UploadResolver, invalid_job,
-                              load_upload_item, upload_items)
+                              load_upload_item, upload_items, validation_message)
 
 
 class MatchParams(BaseModel):
@@ -45,8 +46,8 @@ def build_items(request: JobRequest, params: MatchParams, uploads: UploadResolve
     for i, raw in enumerate(request.hashes):
         try:
             entry = HashInput.model_validate(raw)
-        except ValueError as exc:
-            raise invalid_job(f"hashes[{i}]: {exc}") from exc
+        except ValidationError as exc:
+            raise invalid_job(validation_message(exc, f"hashes[{i}]")) from None
         if not (entry.pdq or entry.md5 or entry.sha1 or entry.sha256):
             raise invalid_job(f"hashes[{i}] ({entry.name}): give at least one of pdq, md5, sha1, sha256")
         items.append({"name": entry.name, "input": {"hashes": entry.model_dump(exclude={"name"})}})
@@ -65,8 +66,10 @@ def _banks(storage, names: list[str]) -> list:
 
 
 def context_key(storage, params: dict) -> str:
-    """The banks and their revisions: an import bumps the revision, so a changed bank is a new context."""
-    return "match:" + ",".join(f"{bank.name}@{bank.revision}" for bank in _banks(storage, params["banks"]))
+    """The banks and their revisions: an import bumps the revision, so a changed bank is a new context. The
+    creation time tells apart a bank deleted and made again under its name (or one of another database)."""
+    return "match:" + ",".join(f"{bank.name}.{bank.created_at.timestamp()}@{bank.revision}"
+                               for bank in _banks(storage, params["banks"]))
 
 
 def prepare(storage, params: dict) -> list[dict]:
@@ -74,7 +77,9 @@ def prepare(storage, params: dict) -> list[dict]:
     for bank in _banks(storage, params["banks"]):
         with storage.read() as unit:
             records = unit.banks.records(bank.id)
-        entries = [bank_entry(r.record_id, r.victim_id, r.pdq, r.md5, r.sha1, r.sha256, r.extra_hashes)
+        entries = [bank_entry(r.record_id, r.victim_id, r.pdq, r.md5, r.sha1, r.sha256, r.extra_hashes,
+                              provenance=Provenance(r.source, r.source_id, r.member_id, r.labels),
+                              enabled=r.enabled, disabled_until=r.disabled_until, content_id=r.id)
                    for r in records]
         snapshot.append({"name": bank.name, "threshold": bank.threshold, "entries": entries})
     return snapshot
@@ -121,7 +126,7 @@ def run_item(matchers: list[BankMatcher], params: MatchParams, item: dict) -> It
 
 
 REPORT_COLUMNS = ("name", "status", "sha256", "pdq", "quality", "bank", "record_id", "victim_id", "kind",
-                  "distance", "error_code", "error")
+                  "distance", "source", "source_id", "member_id", "tags", "error_code", "error")
 
 
 def report_csv(items: list[dict]) -> str:
@@ -134,14 +139,14 @@ def report_csv(items: list[dict]) -> str:
         base = {**{k: item.get(k) for k in ("name", "status", "sha256", "pdq", "quality")},
                 "error_code": error.get("code"), "error": error.get("message")}
         for match in item.get("matches") or [{}]:
-            writer.writerow({**base, **match})
+            writer.writerow({**base, **match, "tags": ";".join(match.get("tags") or ())})
     return out.getvalue()
 
 
 JOB_TYPES = [JobType(
     name="match_batch",
     params_model=MatchParams,
-    roles=("admin", "analyst", "service"),
+    roles=HASHERS,
     build_items=build_items,
     references=references,
     context_key=context_key,

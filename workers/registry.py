@@ -6,7 +6,7 @@ they are.
 
 Two halves of a job type run in different places:
 - service side (has the storage): `references` names the banks/galleries a job needs (the use case checks they
-  exist and that the caller may use them), `build_items` turns a typed `JobRequest` into items, `context_key`
+  exist), `build_items` turns a typed `JobRequest` into items, `context_key`
   names the job's shared context cheaply (e.g. its banks and their revisions), `prepare` builds that context's
   payload (once per key, see `workers.pool.ContextRefs`) and `load_item` turns an item into what a worker needs;
 - worker side (a Ray actor, no storage): `setup` turns the context payload into something ready to use (built
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from fimg_service.errors import InvalidInput
 from fimg_service.storage.records import UploadRecord
@@ -61,6 +61,15 @@ def item_error(code: str, message: str, **result: Any) -> ItemOutcome:
 
 def invalid_job(message: str) -> InvalidInput:
     return InvalidInput(message, code="invalid_job")
+
+
+def invalid_params(exc: ValidationError) -> InvalidInput:
+    return InvalidInput(validation_message(exc, "params"), code="invalid_params")
+
+
+def validation_message(exc: ValidationError, prefix: str) -> str:
+    """Pydantic's errors as one line: `prefix.field: problem; ...`."""
+    return "; ".join(f"{'.'.join([prefix, *map(str, e['loc'])])}: {e['msg']}" for e in exc.errors())
 
 
 @dataclass(frozen=True)

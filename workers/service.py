@@ -16,12 +16,11 @@ class WorkerPool:
         self.dispatcher: Dispatcher | None = None
         self._started_ray = False
 
-    def start(self, dispatch: bool = True, only_jobs: Iterable[str] | None = None) -> "WorkerPool":
-        """Start Ray (unless this process is already connected) and, with `dispatch`, the dispatcher."""
+    def start(self, only_jobs: Iterable[str] | None = None) -> "WorkerPool":
+        """Start Ray (unless this process is already connected) and the dispatcher (of `only_jobs`, if given)."""
         self._started_ray = start_ray(self.ray_address, self.num_cpus)
-        if dispatch:
-            self.dispatcher = Dispatcher(self.storage, chunk_size=self.chunk_size, num_workers=self.num_cpus,
-                                         only_jobs=only_jobs).start()
+        self.dispatcher = Dispatcher(self.storage, chunk_size=self.chunk_size, num_workers=self.num_cpus,
+                                     only_jobs=only_jobs).start()
         return self
 
     @property
@@ -45,8 +44,8 @@ class WorkerPool:
     def hash_file(self, data: bytes) -> dict:
         return sync.hash_file(data)
 
-    def lookup(self, pdq_hex: str, banks: list[str], threshold: int | None) -> list[dict]:
-        return sync.lookup(self.storage, pdq_hex, banks, threshold)
+    def lookup(self, signals: dict[str, str], banks: list[str], threshold: int | None) -> list[dict]:
+        return sync.lookup(self.storage, signals, banks, threshold)
 
     def enrolment_faces(self, data: bytes) -> list[dict]:
         return sync.enrolment_faces(data)

@@ -14,6 +14,7 @@ from imaging import DecodeError, PdqHash, decode, digests, pdq
 from imaging.matching import QueryHashes, match_banks
 from workers import match_batch
 from workers.pool import ContextRefs
+from workers.registry import get_job_type
 
 SYNC_TIMEOUT_S = 120
 _matchers: dict[str, Any] = {}
@@ -31,11 +32,12 @@ def _hash_file(data: bytes) -> dict:
 
 
 @ray.remote(num_cpus=0, max_retries=2)
-def _lookup(context_key: str, snapshot_ref: list, pdq_hex: str, threshold: int | None) -> list[dict]:
+def _lookup(context_key: str, snapshot_ref: list, signals: dict[str, str], threshold: int | None) -> list[dict]:
     if context_key not in _matchers:
         _matchers.clear()
         _matchers[context_key] = match_batch.setup(ray.get(snapshot_ref[0]))
-    query = QueryHashes(pdq=PdqHash.from_hex(pdq_hex))
+    query = QueryHashes(md5=signals.get("md5"), sha1=signals.get("sha1"), sha256=signals.get("sha256"),
+                        pdq=PdqHash.from_hex(signals["pdq"]) if "pdq" in signals else None)
     return [m.to_dict() for m in match_banks(query, _matchers[context_key], threshold)]
 
 
@@ -54,9 +56,10 @@ def hash_file(data: bytes) -> dict:
     return _result(_hash_file.remote(data))
 
 
-def lookup(storage, pdq_hex: str, banks: list[str], threshold: int | None = None) -> list[dict]:
-    context_key, snapshot_ref = _bank_snapshots.get(match_batch.JOB_TYPES[0], storage, {"banks": banks})
-    return _result(_lookup.remote(context_key, [snapshot_ref], pdq_hex, threshold))
+def lookup(storage, signals: dict[str, str], banks: list[str], threshold: int | None = None) -> list[dict]:
+    """Matches of one query's hashes ({kind: hex} of pdq, md5, sha1, sha256) in the banks, as report rows."""
+    context_key, snapshot_ref = _bank_snapshots.get(get_job_type("match_batch"), storage, {"banks": banks})
+    return _result(_lookup.remote(context_key, [snapshot_ref], signals, threshold))
 
 
 @ray.remote(num_cpus=0, max_retries=2)

@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except FimgError as exc:
         print(f"fimg: {exc.message}", file=sys.stderr)
+        for part in exc.detail.get("rejected", ()):  # why each file or line was refused
+            print(f"  {part.get('name', part.get('line', ''))}: {part['message']}", file=sys.stderr)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

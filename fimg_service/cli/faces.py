@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 
 from fimg_service.cli.hash import expand
+from fimg_service.errors import InvalidInput
+from fimg_service.usecases import LOCAL_ADMIN
 from imaging import DecodeError, decode
 
 
@@ -76,7 +78,6 @@ def run_extract(args, paths: list[Path]) -> int:
 
 def run_search(args, paths: list[Path]) -> int:
     from fimg_service.cli.service import open_app, read_files
-    from fimg_service.usecases import LOCAL_ADMIN
 
     if not args.gallery or not paths:
         print("usage: fimg faces search PATH... --gallery NAME", file=sys.stderr)
@@ -92,10 +93,17 @@ def calibration_set(source: Path) -> list[tuple[Path, str]]:
     if source.is_dir():
         return [(image, identity_dir.name) for identity_dir in sorted(p for p in source.iterdir() if p.is_dir())
                 for image in sorted(identity_dir.iterdir()) if image.is_file()]
-    with source.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    try:
+        with source.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise InvalidInput(f"cannot read {source}: {reason}", code="unreadable") from None
     if not rows or not {"file", "identity"} <= set(rows[0]):
-        raise SystemExit(f"{source}: expected a CSV with columns file,identity")
+        raise InvalidInput(f"{source}: expected a CSV with columns file,identity", code="invalid_csv")
+    bad = [i for i, row in enumerate(rows, start=2) if not (row.get("faces") or "0").strip().isdigit()]
+    if bad:
+        raise InvalidInput(f"{source}:{bad[0]}: the faces column must be a whole number", code="invalid_csv")
     return [(source.parent / row["file"], row["identity"]) for row in rows
             if not row.get("faces") or int(row["faces"]) <= 1]
 
@@ -108,6 +116,15 @@ def run_calibrate(args, rest: list[Path]) -> int:
     if len(rest) != 1:
         print("usage: fimg faces calibrate DIR_OR_CSV [--target-fmr F] [--gallery NAME --store]", file=sys.stderr)
         return 2
+    if args.store and not args.gallery:
+        print("--store needs --gallery", file=sys.stderr)
+        return 2
+    app = None
+    if args.store:
+        from fimg_service.cli.service import open_app
+
+        app = open_app()
+        app.galleries.get(LOCAL_ADMIN, args.gallery)
     embeddings, labels = [], []
     for path, identity in calibration_set(rest[0]):
         row, faces = analyse_path(path, embeddings=True)
@@ -125,13 +142,7 @@ def run_calibrate(args, rest: list[Path]) -> int:
         return 2
     report = result.to_dict()
     print(json.dumps(report, indent=2))
-    if args.store:
-        if not args.gallery:
-            print("--store needs --gallery", file=sys.stderr)
-            return 2
-        from fimg_service.cli.service import open_app
-        from fimg_service.usecases import LOCAL_ADMIN
-
-        open_app().galleries.set_threshold(LOCAL_ADMIN, args.gallery, result.threshold_at_target_fmr, report)
+    if app is not None:
+        app.galleries.set_threshold(LOCAL_ADMIN, args.gallery, result.threshold_at_target_fmr, report)
         print(f"gallery {args.gallery}: threshold set to {result.threshold_at_target_fmr:.4f}", file=sys.stderr)
     return 0

@@ -14,6 +14,7 @@ from pathlib import Path
 from fimg_service.config import Settings
 from fimg_service.errors import InvalidInput
 from fimg_service.usecases import LOCAL_ADMIN, ROLES, Application, job_request
+from fimg_service.usecases.banks import EXPORT_FORMATS, IMPORT_FORMATS
 
 
 def open_app() -> Application:
@@ -62,6 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bank_import = bank.add_parser("import", help="import records from a CSV or JSONL file")
     bank_import.add_argument("name")
     bank_import.add_argument("file", type=Path)
+    bank_import.add_argument("--format", choices=IMPORT_FORMATS,
+                             help="default: by the file name (.csv, .jsonl, .ndjson)")
+    bank_import.add_argument("--signal-type", help="pytx_local: the type of bare hashes (e.g. pdq)")
     bank_import.set_defaults(func=cmd_bank_import)
     bank_add = bank.add_parser("add", help="enrol images: their hashes are stored, their pixels are not")
     bank_add.add_argument("name")
@@ -73,7 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bank_add.set_defaults(func=cmd_bank_add)
     bank_export = bank.add_parser("export", help="write a bank's records to stdout")
     bank_export.add_argument("name")
-    bank_export.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    bank_export.add_argument("--format", choices=EXPORT_FORMATS, default="csv",
+                             help="csv and jsonl keep everything; the hash-list formats say what they drop")
     bank_export.set_defaults(func=cmd_bank_export)
 
     match = subparsers.add_parser("match", help="match images against banks through the worker pool")
@@ -144,26 +149,29 @@ def cmd_bank_list(args) -> int:
 
 
 def print_rejected(source: str, rejected: list[dict]) -> None:
+    """One stderr line per rejected part: `FILE:LINE: message` for bank rows, `NAME: message` for files."""
     for row in rejected:
-        where = row.get("line", row.get("name"))
-        print(f"{source}:{where}: {row['message']}" if "line" in row else f"{where}: {row['message']}",
-              file=sys.stderr)
+        where = f"{source}:{row['line']}" if "line" in row else row["name"]
+        print(f"{where}: {row['message']}", file=sys.stderr)
 
 
 def cmd_bank_import(args) -> int:
     from imaging.banks import detect_format
 
     try:
-        file_format = detect_format(args.file.name, None)
+        file_format = args.format or detect_format(args.file.name, None)
         data = args.file.read_bytes()
     except ValueError as exc:
         raise InvalidInput(str(exc), code="unsupported_format") from None
     except OSError as exc:
         raise InvalidInput(f"cannot read {args.file}: {exc.strerror or exc}", code="unreadable") from None
-    imported, rejected = open_app().banks.import_file(LOCAL_ADMIN, args.name, data, file_format)
-    print_rejected(str(args.file), rejected)
-    print(json.dumps({"imported": imported, "rejected": len(rejected)}))
-    return 1 if rejected else 0
+    report = open_app().banks.import_file(LOCAL_ADMIN, args.name, data, file_format, args.signal_type)
+    print_rejected(str(args.file), report.rejected)
+    summary = {"imported": report.imported, "rejected": len(report.rejected)}
+    if report.disabled or report.unsupported:
+        summary.update(disabled=report.disabled, unsupported=report.unsupported)
+    print(json.dumps(summary))
+    return 1 if report.rejected else 0
 
 
 def cmd_bank_add(args) -> int:
@@ -177,7 +185,9 @@ def cmd_bank_add(args) -> int:
 
 
 def cmd_bank_export(args) -> int:
-    _count, text = open_app().banks.export(LOCAL_ADMIN, args.name, args.format)
+    text, warnings = open_app().banks.export(LOCAL_ADMIN, args.name, args.format)
+    for warning in warnings:
+        print(f"fimg: warning: {warning}", file=sys.stderr)
     sys.stdout.write(text)
     return 0
 
@@ -186,22 +196,27 @@ def cmd_match(args) -> int:
     from tqdm import tqdm
 
     app = open_app()
-    files, failed = read_files(args.paths)
     for bank in args.bank:
         app.banks.get(LOCAL_ADMIN, bank)
+    try:
+        out = args.out.open("w") if args.out else sys.stdout
+    except OSError as exc:
+        raise InvalidInput(f"cannot write the report to {args.out}: {exc.strerror or exc}", code="unwritable") from None
+    files, failed = read_files(args.paths)
     if not files:
         return 2
-    uploads, _ = app.uploads.add(LOCAL_ADMIN, files, require_image=False)
+    uploads, rejected = app.uploads.add(LOCAL_ADMIN, files, require_image=False, expand_archives=False)
+    print_rejected("", rejected)
+    failed += len(rejected)
     params = {"banks": args.bank, "threshold": args.threshold, "dihedral": not args.no_dihedral}
-    job, _ = app.jobs.submit(LOCAL_ADMIN, "match_batch", job_request([u.id for u in uploads]), params)
-    app.pool.start(only_jobs=[job.id])
+    job = app.jobs.submit(LOCAL_ADMIN, "match_batch", job_request([u.id for u in uploads]), params)
+    app.start(only_jobs=[job.id])
     try:
         with tqdm(total=job.total, unit="img", file=sys.stderr, disable=job.total < 2) as bar:
             finished = app.jobs.wait(LOCAL_ADMIN, job.id, on_progress=lambda j: bar.update(j.done - bar.n))
+        _job, items = app.jobs.report(LOCAL_ADMIN, job.id)
     finally:
         app.close()
-    _job, items = app.jobs.report(LOCAL_ADMIN, job.id)
-    out = args.out.open("w") if args.out else sys.stdout
     try:
         for row in items:
             row = {"path": row.pop("name"), **row}

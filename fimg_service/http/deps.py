@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from fimg_service.usecases import Application, Principal
-from fimg_service.usecases.base import CURATORS, HASHERS, ROLES, require
+from fimg_service.usecases.base import ADMINS, CURATORS, HASHERS, ROLES, require
 
 
 def get_app(request: Request) -> Application:
@@ -35,6 +35,6 @@ def _role(*roles: str):
 
 
 Caller = Annotated[Principal, Depends(_role(*ROLES))]
-Admin = Annotated[Principal, Depends(_role("admin"))]
+Admin = Annotated[Principal, Depends(_role(*ADMINS))]
 Curator = Annotated[Principal, Depends(_role(*CURATORS))]
 Hasher = Annotated[Principal, Depends(_role(*HASHERS))]

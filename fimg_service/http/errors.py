@@ -25,7 +25,15 @@ STATUS = {
     errors.Unavailable: 503,
 }
 
-HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}  # what Starlette itself refuses (unknown routes)
+# What Starlette itself refuses (unknown routes, bodies it cannot parse).
+HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
+# OpenMediaMatch answers a bad request 400 and an existing bank 403; its clients test for those under /hma.
+HMA_PREFIX = "/hma/"
+HMA_STATUS = {422: 400, 409: 403}
+
+
+def http_status(request: Request, status: int) -> int:
+    return HMA_STATUS.get(status, status) if request.url.path.startswith(HMA_PREFIX) else status
 
 
 def status_of(exc: errors.FimgError) -> int:
@@ -35,29 +43,26 @@ def status_of(exc: errors.FimgError) -> int:
     return 400
 
 
-def error_body(code: str, message: str, **detail) -> dict:
-    return errors.problem(code, message, **detail)
-
-
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.FimgError)
-    async def _fimg(_request: Request, exc: errors.FimgError):
-        return JSONResponse(exc.to_dict(), status_code=status_of(exc))
+    async def _fimg(request: Request, exc: errors.FimgError):
+        return JSONResponse(exc.to_dict(), status_code=http_status(request, status_of(exc)))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError):
+    async def _validation(request: Request, exc: RequestValidationError):
         problems = [{"loc": [str(p) for p in e.get("loc", ())], "message": e.get("msg", "")} for e in exc.errors()]
         message = "; ".join(f"{'.'.join(p['loc'])}: {p['message']}" for p in problems)
-        return JSONResponse(error_body("invalid_request", message, problems=problems), status_code=422)
+        return JSONResponse(errors.problem("invalid_request", message, problems=problems),
+                            status_code=http_status(request, 422))
 
     @app.exception_handler(HTTPException)
     async def _http(_request: Request, exc: HTTPException):
         code = HTTP_CODES.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
+        return JSONResponse(errors.problem(code, str(exc.detail)), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception):
         log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
-        return JSONResponse(error_body("internal_error", "internal error; the service log has the details"),
+        return JSONResponse(errors.problem("internal_error", "internal error; the service log has the details"),
                             status_code=500)

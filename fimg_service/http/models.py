@@ -6,9 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from fimg_service.roles import ROLES
 from fimg_service.storage.records import BankInfo, GalleryInfo, JobRecord, UploadRecord
-
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+from fimg_service.usecases.rules import (FACE_THRESHOLD_MAX, MAX_DESCRIPTION, MAX_LABEL, NAME_PATTERN,
+                                         PDQ_THRESHOLD_RANGE)
 
 
 class Problem(BaseModel):
@@ -42,8 +43,8 @@ class UploadsOut(BaseModel):
 
 class BankIn(BaseModel):
     name: str = Field(pattern=NAME_PATTERN)
-    description: str | None = Field(None, max_length=2000)
-    threshold: int | None = Field(None, ge=0, le=128)
+    description: str | None = Field(None, max_length=MAX_DESCRIPTION)
+    threshold: int | None = Field(None, ge=PDQ_THRESHOLD_RANGE[0], le=PDQ_THRESHOLD_RANGE[1])
 
 
 class BankOut(BaseModel):
@@ -67,6 +68,9 @@ class RejectedRow(Problem):
 class ImportOut(BaseModel):
     imported: int
     rejected: list[RejectedRow]
+    disabled: int = Field(0, description="records a hash list's tombstones (deleted entries) disabled")
+    unsupported: dict[str, int] = Field(default_factory=dict,
+                                        description="hashes of types fimg cannot match, counted per type")
 
 
 class JobIn(BaseModel):
@@ -107,8 +111,8 @@ class JobCreated(BaseModel):
 
 
 class KeyIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    role: Literal["admin", "analyst", "artist", "service"]
+    name: str = Field(min_length=1, max_length=MAX_LABEL)
+    role: Literal[ROLES]
 
 
 class KeyOut(BaseModel):
@@ -120,8 +124,8 @@ class KeyOut(BaseModel):
 
 class GalleryIn(BaseModel):
     name: str = Field(pattern=NAME_PATTERN)
-    description: str | None = Field(None, max_length=2000)
-    threshold: float | None = Field(None, gt=0, le=2)
+    description: str | None = Field(None, max_length=MAX_DESCRIPTION)
+    threshold: float | None = Field(None, gt=0, le=FACE_THRESHOLD_MAX)
 
 
 class GalleryOut(BaseModel):
@@ -147,8 +151,8 @@ class PhotoIn(BaseModel):
 
 
 class SubjectIn(BaseModel):
-    subject_id: str = Field(min_length=1, max_length=200)
-    label: str | None = Field(None, max_length=200)
+    subject_id: str = Field(min_length=1, max_length=MAX_LABEL)
+    label: str | None = Field(None, max_length=MAX_LABEL)
     photos: list[PhotoIn] = Field(min_length=1, max_length=100)
 
 

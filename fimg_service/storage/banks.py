@@ -19,6 +19,18 @@ def _info(row: Bank, records: int) -> BankInfo:
                     as_utc(row.created_at), records)
 
 
+_RECORD_COLUMNS = (BankRecordRow.record_id, BankRecordRow.victim_id, BankRecordRow.pdq, BankRecordRow.md5,
+                   BankRecordRow.sha1, BankRecordRow.sha256, BankRecordRow.labels, BankRecordRow.extra_hashes,
+                   BankRecordRow.source, BankRecordRow.source_id, BankRecordRow.member_id, BankRecordRow.enabled,
+                   BankRecordRow.disabled_until, BankRecordRow.id)
+
+
+def _stored(row) -> StoredRecord:
+    rid, vid, pdq, md5, sha1, sha256, labels, extra, source, source_id, member_id, enabled, until, db_id = row
+    return StoredRecord(rid, vid, pdq, md5, sha1, sha256, tuple(labels or ()), extra or {}, source, source_id,
+                        member_id, bool(enabled), until, db_id)
+
+
 def insert_named(session: Session, row, kind: str) -> None:
     """Insert a row with a unique name; a name already taken is a Conflict, and the transaction goes on."""
     try:
@@ -51,22 +63,55 @@ class BankRepository:
         return self.session.scalar(sa.select(sa.func.count()).select_from(BankRecordRow)
                                    .where(BankRecordRow.bank_id == bank_id))
 
+    def hash_counts(self) -> dict[str, int]:
+        """How many records of every bank carry each hash column."""
+        columns = {kind: getattr(BankRecordRow, kind) for kind in ("pdq", "md5", "sha1", "sha256")}
+        row = self.session.execute(sa.select(*(sa.func.count(column) for column in columns.values()))).one()
+        return dict(zip(columns, row))
+
     def record_ids(self, bank_id: int) -> set[str]:
         return set(self.session.scalars(sa.select(BankRecordRow.record_id).where(BankRecordRow.bank_id == bank_id)))
 
+    def lock(self, bank_id: int) -> None:
+        """Hold the bank row until the unit ends, so two imports cannot both find a record id free."""
+        self.session.execute(sa.select(Bank.id).where(Bank.id == bank_id).with_for_update())
+
     def add_records(self, bank_id: int, records: Iterable[StoredRecord]) -> int:
-        """Insert records (ids already checked unique by the caller) and bump the bank's revision."""
+        """Insert records (ids checked unique by the caller, under `lock`) and bump the bank's revision."""
         rows = [{"bank_id": bank_id, "record_id": r.record_id, "victim_id": r.victim_id, "pdq": r.pdq, "md5": r.md5,
-                 "sha1": r.sha1, "sha256": r.sha256, "labels": list(r.labels), "extra_hashes": dict(r.extra_hashes)}
+                 "sha1": r.sha1, "sha256": r.sha256, "labels": list(r.labels), "extra_hashes": dict(r.extra_hashes),
+                 "source": r.source, "source_id": r.source_id, "member_id": r.member_id, "enabled": r.enabled,
+                 "disabled_until": r.disabled_until}
                 for r in records]
+        if not rows:
+            return 0
         for start in range(0, len(rows), INSERT_BATCH):
             self.session.execute(sa.insert(BankRecordRow), rows[start:start + INSERT_BATCH])
         self.session.execute(sa.update(Bank).where(Bank.id == bank_id).values(revision=Bank.revision + 1))
         return len(rows)
 
     def records(self, bank_id: int) -> Sequence[StoredRecord]:
-        query = (sa.select(BankRecordRow.record_id, BankRecordRow.victim_id, BankRecordRow.pdq, BankRecordRow.md5,
-                           BankRecordRow.sha1, BankRecordRow.sha256, BankRecordRow.labels, BankRecordRow.extra_hashes)
-                 .where(BankRecordRow.bank_id == bank_id).order_by(BankRecordRow.id))
-        return [StoredRecord(rid, vid, pdq, md5, sha1, sha256, tuple(labels or ()), extra or {})
-                for rid, vid, pdq, md5, sha1, sha256, labels, extra in self.session.execute(query)]
+        return self._records(sa.select(*_RECORD_COLUMNS).where(BankRecordRow.bank_id == bank_id)
+                             .order_by(BankRecordRow.id))
+
+    def record(self, bank_id: int, *, record_id: str | None = None,
+               content_id: int | None = None) -> StoredRecord | None:
+        """One record of the bank, by its record id or its store id."""
+        query = sa.select(*_RECORD_COLUMNS).where(BankRecordRow.bank_id == bank_id)
+        query = query.where(BankRecordRow.record_id == record_id) if record_id is not None \
+            else query.where(BankRecordRow.id == content_id)
+        found = self._records(query)
+        return found[0] if found else None
+
+    def set_state(self, bank_id: int, record_ids: Iterable[str], enabled: bool, disabled_until: int | None) -> int:
+        """Enable or disable records (bumping the bank's revision); returns how many the bank has."""
+        changed = self.session.execute(
+            sa.update(BankRecordRow)
+            .where(BankRecordRow.bank_id == bank_id, BankRecordRow.record_id.in_(list(record_ids)))
+            .values(enabled=enabled, disabled_until=disabled_until)).rowcount
+        if changed:
+            self.session.execute(sa.update(Bank).where(Bank.id == bank_id).values(revision=Bank.revision + 1))
+        return changed
+
+    def _records(self, query) -> list[StoredRecord]:
+        return [_stored(row) for row in self.session.execute(query)]

@@ -59,10 +59,8 @@ class GalleryRepository:
         self._bump(gallery_id)
         return [row.id for row in rows]
 
-    def faces(self, gallery_id: int, subject_id: str | None = None) -> list[FaceRecord]:
+    def faces(self, gallery_id: int) -> list[FaceRecord]:
         query = sa.select(GalleryFace).where(GalleryFace.gallery_id == gallery_id).order_by(GalleryFace.id)
-        if subject_id is not None:
-            query = query.where(GalleryFace.subject_id == subject_id)
         return [_face(row) for row in self.session.scalars(query)]
 
     def delete_subject(self, gallery_id: int, subject_id: str) -> int:

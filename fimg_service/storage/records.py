@@ -52,6 +52,12 @@ class StoredRecord:
     sha256: str | None
     labels: tuple[str, ...] = ()
     extra_hashes: dict = field(default_factory=dict, compare=False)
+    source: str | None = None
+    source_id: str | None = None
+    member_id: str | None = None
+    enabled: bool = True
+    disabled_until: int | None = None
+    id: int | None = field(default=None, compare=False)  # the store's id, once stored
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,13 @@ class BankRecordRow(Base):
     sha256: Mapped[str | None] = mapped_column(sa.String(64))
     labels: Mapped[list] = mapped_column(sa.JSON, default=list)
     extra_hashes: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    # Where the record came from (an exchange or hotline, its own entry id, the member/ESP that shared it) and
+    # whether it may match: disabled, or disabled until a unix time.
+    source: Mapped[str | None] = mapped_column(sa.String(200))
+    source_id: Mapped[str | None] = mapped_column(sa.String(200))
+    member_id: Mapped[str | None] = mapped_column(sa.String(200))
+    enabled: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
+    disabled_until: Mapped[int | None] = mapped_column(sa.BigInteger)
 
 
 class Job(Base):
@@ -151,8 +158,8 @@ class GalleryFace(Base):
 class AuditEntry(Base):
     """Append-only; each row's hash covers its content and the previous row's hash (a tamper-evident chain).
 
-    The unique constraint on ``prev_hash`` makes two concurrent writers that read the same tail collide, so the
-    loser retries on the new tail instead of forking the chain.
+    Appends are serialised (see `fimg_service.storage.audit`); the unique constraint on ``prev_hash`` is the last
+    line of defence: two writers that read the same tail could not both commit.
     """
 
     __tablename__ = "audit_log"

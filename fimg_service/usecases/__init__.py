@@ -3,11 +3,13 @@
 Every edge (HTTP routes, CLI, web pages) translates its input into one call here and the result into its output;
 roles, ownership, validation and audit rows (in the same transaction as the change) are decided here once.
 
-    app = Application.from_settings(settings)
+    app = Application(settings)
     app.start()                                     # schema check, Ray and the dispatcher
     bank = app.banks.create(who, "case-17")
 """
 from __future__ import annotations
+
+from functools import cached_property
 
 from fimg_service.config import Settings
 from fimg_service.storage import Storage, migrate
@@ -24,18 +26,23 @@ __all__ = ["LOCAL_ADMIN", "ROLES", "Application", "Principal", "job_request"]
 
 class Application:
     def __init__(self, settings: Settings):
-        from workers.service import WorkerPool
-
         self.settings = settings
         self.storage = Storage(settings.database_url, settings.data_dir)
-        self.pool = WorkerPool(self.storage, settings.ray_address, settings.num_cpus, settings.chunk_size)
         self.keys = Keys(self.storage)
         self.audit = Audit(self.storage)
         self.uploads = Uploads(self.storage, settings.max_upload_bytes)
         self.banks = Banks(self.storage)
-        self.jobs = Jobs(self.storage, self.uploads, wake=self.pool.wake)
-        self.galleries = Galleries(self.storage, self.uploads, enrolment_faces=self.pool.enrolment_faces)
-        self.hashing = Hashing(self.storage, self.pool)
+        self.jobs = Jobs(self.storage, self.uploads, wake=lambda: self.pool.wake())
+        self.galleries = Galleries(self.storage, self.uploads,
+                                   enrolment_faces=lambda data: self.pool.enrolment_faces(data))
+        self.hashing = Hashing(self.storage, lambda: self.pool, settings.url_hash_hosts, settings.max_upload_bytes)
+
+    @cached_property
+    def pool(self):
+        """The worker pool, made on first use: commands that only touch the database never import Ray."""
+        from workers.service import WorkerPool
+
+        return WorkerPool(self.storage, self.settings.ray_address, self.settings.num_cpus, self.settings.chunk_size)
 
     def upgrade_schema(self) -> str:
         """Bring the database to the current schema (Alembic migrations); says what it did."""
@@ -49,15 +56,17 @@ class Application:
         migrate.check_current(self.storage.engine)
         return "up to date"
 
-    def start(self, dispatch: bool = True, only_jobs=None) -> "Application":
+    def start(self, only_jobs=None) -> "Application":
+        """Check the schema, start (or join) Ray and the dispatcher (for `only_jobs`, if given)."""
         self.prepare_schema()
-        self.pool.start(dispatch=dispatch, only_jobs=only_jobs)
+        self.pool.start(only_jobs=only_jobs)
         return self
 
     @property
     def workers(self) -> int:
-        return self.pool.workers
+        return self.pool.workers if "pool" in self.__dict__ else 0
 
     def close(self) -> None:
-        self.pool.stop()
+        if "pool" in self.__dict__:
+            self.pool.stop()
         self.storage.close()

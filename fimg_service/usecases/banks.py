@@ -1,15 +1,28 @@
 """Banks of identified-victim records: create, list, import hash lists, enrol images, export (audited)."""
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
-from fimg_service.errors import InvalidInput, NotFound, problem
+from fimg_service.errors import Conflict, InvalidInput, NotFound, problem
 from fimg_service.storage import Unit
 from fimg_service.storage.records import BankInfo, StoredRecord
-from fimg_service.usecases.base import CURATORS, Principal, UseCases, audit, require
+from fimg_service.usecases.base import CURATORS, HASHERS, Principal, UseCases, audit, require
+from fimg_service.usecases.rules import MAX_DESCRIPTION, check_name, check_pdq_threshold, check_text, query_signals
 from imaging import DecodeError
-from imaging.banks import FORMATS, BankRecord, parse_bank, write_bank
+from imaging.banks import FORMATS as BANK_FORMATS
+from imaging.banks import BankRecord, parse_bank, write_bank
+from imaging.hashlists import FORMATS as HASHLIST_FORMATS
+from imaging.hashlists import WRITABLE_FORMATS, parse_hashlist, write_hashlist
 from imaging.matching import hashes_for_bank
+
+
+MAX_UNIX_TIME = 253402300799  # 9999-12-31T23:59:59Z
+
+
+def new_record_id() -> str:
+    return uuid.uuid4().hex
 
 
 def get_bank(unit: Unit, name: str) -> BankInfo:
@@ -21,19 +34,45 @@ def get_bank(unit: Unit, name: str) -> BankInfo:
 
 def _stored(record: BankRecord) -> StoredRecord:
     return StoredRecord(record.record_id, record.victim_id, record.pdq, record.md5, record.sha1, record.sha256,
-                        tuple(record.labels), dict(record.extra_hashes))
+                        tuple(record.labels), dict(record.extra_hashes), record.source, record.source_id,
+                        record.member_id, record.enabled, record.disabled_until)
 
 
-def _check_format(file_format: str) -> None:
-    if file_format not in FORMATS:
-        raise InvalidInput(f"bank format must be one of {', '.join(FORMATS)}, not {file_format!r}",
+def _file_record(record: StoredRecord) -> BankRecord:
+    return BankRecord(record.record_id, record.victim_id, record.pdq, record.md5, record.sha1, record.sha256,
+                      record.labels, extra_hashes=record.extra_hashes, source=record.source,
+                      source_id=record.source_id, member_id=record.member_id, enabled=record.enabled,
+                      disabled_until=record.disabled_until)
+
+
+IMPORT_FORMATS = (*BANK_FORMATS, *HASHLIST_FORMATS)
+EXPORT_FORMATS = (*BANK_FORMATS, *WRITABLE_FORMATS)
+
+
+def _check_format(file_format: str, formats: tuple[str, ...]) -> None:
+    if file_format not in formats:
+        raise InvalidInput(f"bank format must be one of {', '.join(formats)}, not {file_format!r}",
                            code="unsupported_format")
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import did: records added, lines refused ({line, code, message}), records a list's tombstones
+    disabled, and hashes of types fimg cannot match, counted per type."""
+
+    imported: int
+    rejected: list[dict]
+    disabled: int = 0
+    unsupported: dict[str, int] = field(default_factory=dict)
 
 
 class Banks(UseCases):
     def create(self, who: Principal, name: str, description: str | None = None,
                threshold: int | None = None) -> BankInfo:
         require(who, CURATORS, "create banks")
+        check_name("bank", name)
+        check_text("a description", description, MAX_DESCRIPTION)
+        check_pdq_threshold(threshold)
         with self.storage.unit() as unit:
             bank = unit.banks.create(name, description, threshold, who.key_id)
             audit(unit, who, "create", "bank", name)
@@ -44,24 +83,40 @@ class Banks(UseCases):
         with self.storage.read() as unit:
             return unit.banks.list()
 
+    def signal_counts(self, who: Principal) -> dict[str, int]:
+        """How many records carry each kind of hash, over every bank."""
+        require(who, HASHERS, "read index status")
+        with self.storage.read() as unit:
+            return unit.banks.hash_counts()
+
     def get(self, who: Principal, name: str) -> BankInfo:
         require(who, CURATORS, "read banks")
         with self.storage.read() as unit:
             return get_bank(unit, name)
 
-    def import_file(self, who: Principal, name: str, data: bytes | str, file_format: str) -> tuple[int, list[dict]]:
-        """Parse a CSV/JSONL bank file and add its records; every rejected row ({line, code, message}) in order."""
+    def import_file(self, who: Principal, name: str, data: bytes | str, file_format: str,
+                    default_signal_type: str | None = None) -> ImportReport:
+        """Parse a bank file or hash list (IMPORT_FORMATS) and add its records; every refused line is reported
+        with its number, none sinks the file. A hash list's tombstones disable the records they name."""
         require(who, CURATORS, "import into banks")
-        _check_format(file_format)
+        _check_format(file_format, IMPORT_FORMATS)
         with self.storage.read() as unit:
             get_bank(unit, name)
-        records, errors = parse_bank(data, file_format)
+        if file_format in BANK_FORMATS:
+            records, errors = parse_bank(data, file_format)
+            tombstones, unsupported = [], {}
+        else:
+            records, errors, tombstones, unsupported = parse_hashlist(data, file_format, default_signal_type)
         rejected = [problem("invalid_row", e.error, line=e.line) for e in errors]
         with self.storage.unit() as unit:
-            imported, duplicates = self._add(unit, get_bank(unit, name), records, [r.line for r in records])
+            bank = get_bank(unit, name)
+            imported, duplicates = self._add(unit, bank, records, [r.line for r in records])
+            disabled = unit.banks.set_state(bank.id, [t.record_id for t in tombstones], False, None) \
+                if tombstones else 0
             audit(unit, who, "import", "bank", name, {"imported": imported, "rejected": len(rejected) + len(duplicates),
-                                                      "format": file_format})
-        return imported, sorted(rejected + duplicates, key=lambda row: row["line"])
+                                                      "disabled": disabled, "format": file_format})
+        return ImportReport(imported, sorted(rejected + duplicates, key=lambda row: row["line"]), disabled,
+                            dict(unsupported))
 
     def enrol(self, who: Principal, name: str, files: Sequence[tuple[str, bytes]], victim_id: str | None = None,
               record_id: str | None = None, robust: bool = True) -> tuple[int, list[dict]]:
@@ -83,6 +138,8 @@ class Banks(UseCases):
                 continue
             records.append(BankRecord(record_id=record_id or file_name, victim_id=victim_id, labels=(), **hashes))
             names.append(file_name)
+        if not records:
+            raise InvalidInput("none of the files is a usable image", code="nothing_enrolled", rejected=rejected)
         with self.storage.unit() as unit:
             imported, duplicates = self._add(unit, get_bank(unit, name), records, range(1, len(records) + 1))
             audit(unit, who, "import", "bank", name, {"imported": imported, "from": "images",
@@ -91,20 +148,81 @@ class Banks(UseCases):
             row["name"] = names[row.pop("line") - 1]
         return imported, rejected + duplicates
 
-    def export(self, who: Principal, name: str, file_format: str) -> tuple[int, str]:
-        """The bank's records as a CSV/JSONL file: (record count, text)."""
+    def export(self, who: Principal, name: str, file_format: str) -> tuple[str, list[str]]:
+        """The bank as a file of EXPORT_FORMATS and what that format could not carry (the bank formats carry
+        everything: no warnings). The export is audited before it is read."""
         require(who, CURATORS, "export banks")
-        _check_format(file_format)
+        _check_format(file_format, EXPORT_FORMATS)
         with self.storage.unit() as unit:
             bank = get_bank(unit, name)
-            records = [BankRecord(r.record_id, r.victim_id, r.pdq, r.md5, r.sha1, r.sha256, r.labels)
-                       for r in unit.banks.records(bank.id)]
-            audit(unit, who, "export", "bank", name, {"records": len(records), "format": file_format})
-        return len(records), write_bank(records, file_format)
+            audit(unit, who, "export", "bank", name, {"records": bank.records, "format": file_format})
+        with self.storage.read() as unit:
+            records = [_file_record(r) for r in unit.banks.records(bank.id)]
+        if file_format in BANK_FORMATS:
+            return write_bank(records, file_format), []
+        return write_hashlist(records, file_format)
+
+    def add_record(self, who: Principal, name: str, signals: dict[str, str], record_id: str | None = None,
+                   victim_id: str | None = None, source: str | None = None,
+                   source_id: str | None = None) -> StoredRecord:
+        """One record from a caller's hashes ({kind: hex} of pdq, md5, sha1, sha256); its id is new if not given."""
+        require(who, CURATORS, "add to banks")
+        hashes = query_signals(signals)
+        record = BankRecord(record_id=record_id or new_record_id(), victim_id=victim_id, labels=(),
+                            pdq=hashes.get("pdq"), md5=hashes.get("md5"), sha1=hashes.get("sha1"),
+                            sha256=hashes.get("sha256"), source=source, source_id=source_id)
+        return self._add_one(who, name, record, {"from": "hashes"})
+
+    def add_image(self, who: Principal, name: str, data: bytes, record_id: str | None = None,
+                  victim_id: str | None = None) -> StoredRecord:
+        """One record from an image: its hashes, robust variants and regions, never its pixels."""
+        require(who, CURATORS, "add to banks")
+        try:
+            hashes = hashes_for_bank(data, robust=True)
+        except DecodeError as exc:
+            raise InvalidInput(str(exc), code=exc.code) from None
+        record = BankRecord(record_id=record_id or new_record_id(), victim_id=victim_id, labels=(), **hashes)
+        return self._add_one(who, name, record, {"from": "image"})
+
+    def _add_one(self, who: Principal, name: str, record: BankRecord, detail: dict) -> StoredRecord:
+        with self.storage.unit() as unit:
+            bank = get_bank(unit, name)
+            imported, rejected = self._add(unit, bank, [record], [1])
+            if rejected:
+                raise Conflict(rejected[0]["message"], code="duplicate_record")
+            audit(unit, who, "import", "bank", name, {**detail, "imported": imported, "record_id": record.record_id})
+            return unit.banks.record(bank.id, record_id=record.record_id)
+
+    def record(self, who: Principal, name: str, content_id: int) -> StoredRecord:
+        """A record by its store id (audited: a bank's hashes are the clearinghouse's to guard)."""
+        require(who, CURATORS, "read bank records")
+        with self.storage.unit() as unit:
+            record = unit.banks.record(get_bank(unit, name).id, content_id=content_id)
+            if record is None:
+                raise NotFound(f"bank {name!r} has no record with id {content_id}")
+            audit(unit, who, "read", "bank_record", f"{name}/{record.record_id}")
+        return record
+
+    def set_record_state(self, who: Principal, name: str, content_id: int, enabled: bool,
+                         disabled_until: int | None) -> StoredRecord:
+        """Enable a record, disable it, or disable it until a unix time; disabled records never match."""
+        require(who, CURATORS, "change bank records")
+        if disabled_until is not None and not 0 <= disabled_until <= MAX_UNIX_TIME:
+            raise InvalidInput("a disabled-until time is unix seconds, 0 to year 9999", code="invalid_time")
+        with self.storage.unit() as unit:
+            bank = get_bank(unit, name)
+            record = unit.banks.record(bank.id, content_id=content_id)
+            if record is None:
+                raise NotFound(f"bank {name!r} has no record with id {content_id}")
+            unit.banks.set_state(bank.id, [record.record_id], enabled, disabled_until)
+            audit(unit, who, "update", "bank_record", f"{name}/{record.record_id}",
+                  {"enabled": enabled, "disabled_until": disabled_until})
+            return unit.banks.record(bank.id, content_id=content_id)
 
     @staticmethod
     def _add(unit: Unit, bank: BankInfo, records: Sequence[BankRecord], lines: Iterable[int]) -> tuple[int, list]:
         """Add records; an id already in the bank is rejected ({line, code, message}), never replaced."""
+        unit.banks.lock(bank.id)
         existing = unit.banks.record_ids(bank.id)
         fresh, rejected = [], []
         for line, record in zip(lines, records):

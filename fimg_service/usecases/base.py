@@ -7,9 +7,10 @@ from typing import Any
 from fimg_service.errors import Forbidden
 from fimg_service.storage import Storage, Unit
 
-ROLES = ("admin", "analyst", "artist", "service")
-CURATORS = ("admin", "analyst")
-HASHERS = ("admin", "analyst", "service")
+from fimg_service.roles import ADMINS, ARTISTS, CURATORS, HASHERS, ROLES
+
+__all__ = ["ADMINS", "ARTISTS", "CURATORS", "HASHERS", "ROLES", "Principal", "LOCAL_ADMIN", "require", "audit",
+           "UseCases"]
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from pydantic import ValidationError
+
 from fimg_service.errors import InvalidInput, NotFound, problem
 from fimg_service.storage import Unit
 from fimg_service.storage.records import GalleryInfo
 from fimg_service.usecases.base import CURATORS, Principal, UseCases, audit, require
+from fimg_service.usecases.rules import MAX_DESCRIPTION, MAX_LABEL, check_face_threshold, check_name, check_text
 from fimg_service.usecases.uploads import Uploads
 from biometrics import FaceChoiceError, choose_face
 from imaging import DecodeError
+from workers.registry import invalid_params
 
 
 def get_gallery(unit: Unit, name: str) -> GalleryInfo:
@@ -33,7 +37,7 @@ def enrolment_face(faces: list[dict], face_index: int | None) -> dict:
 
 
 class Galleries(UseCases):
-    def __init__(self, storage, uploads: Uploads, enrolment_faces: Callable[[bytes], list[dict]] | None = None):
+    def __init__(self, storage, uploads: Uploads, enrolment_faces: Callable[[bytes], list[dict]]):
         super().__init__(storage)
         self.uploads = uploads
         self.enrolment_faces = enrolment_faces
@@ -41,10 +45,18 @@ class Galleries(UseCases):
     def create(self, who: Principal, name: str, description: str | None = None,
                threshold: float | None = None) -> GalleryInfo:
         require(who, CURATORS, "create galleries")
+        check_name("gallery", name)
+        check_text("a description", description, MAX_DESCRIPTION)
+        check_face_threshold(threshold)
         with self.storage.unit() as unit:
             gallery = unit.galleries.create(name, description, threshold, who.key_id)
             audit(unit, who, "create", "gallery", name)
         return gallery
+
+    def get(self, who: Principal, name: str) -> GalleryInfo:
+        require(who, CURATORS, "read galleries")
+        with self.storage.read() as unit:
+            return get_gallery(unit, name)
 
     def list(self, who: Principal) -> list[GalleryInfo]:
         require(who, CURATORS, "list galleries")
@@ -55,6 +67,8 @@ class Galleries(UseCases):
               photos: Sequence[tuple[str, float | None, int | None]]) -> tuple[list[dict], list[dict]]:
         """Enrol a subject from photos (upload id, age at photo, face index); returns (enrolled, rejected)."""
         require(who, CURATORS, "enrol into galleries")
+        check_text("a subject id", subject_id, MAX_LABEL, required=True)
+        check_text("a label", label, MAX_LABEL)
         with self.storage.read() as unit:
             get_gallery(unit, name)
         faces, rejected = [], []
@@ -86,9 +100,11 @@ class Galleries(UseCases):
         """Subjects with their faces; embeddings only when asked for (audited as an export)."""
         require(who, CURATORS, "read galleries")
         with self.storage.unit() as unit:
-            faces = unit.galleries.faces(get_gallery(unit, name).id)
+            gallery = get_gallery(unit, name)
             audit(unit, who, "export" if include_embeddings else "read", "gallery", name,
                   {"include_embeddings": include_embeddings})
+        with self.storage.read() as unit:
+            faces = unit.galleries.faces(gallery.id)
         subjects: dict[str, dict] = {}
         for face in faces:
             subject = subjects.setdefault(face.subject_id, {"subject_id": face.subject_id, "label": face.label,
@@ -111,6 +127,7 @@ class Galleries(UseCases):
 
     def set_threshold(self, who: Principal, name: str, threshold: float, calibration: dict | None) -> None:
         require(who, CURATORS, "calibrate galleries")
+        check_face_threshold(threshold)
         with self.storage.unit() as unit:
             unit.galleries.set_threshold(get_gallery(unit, name).id, threshold, calibration)
             audit(unit, who, "calibrate", "gallery", name, {"threshold": threshold})
@@ -118,16 +135,13 @@ class Galleries(UseCases):
     def search_files(self, who: Principal, name: str, files: Sequence[tuple[str, bytes]], top_k: int = 5,
                      threshold: float | None = None) -> list[dict]:
         """1:N search of local files in this process (the CLI's `faces search`); one result per file."""
-        from pydantic import ValidationError
-
-        from fimg_service.usecases.jobs import params_error
-        from workers import faces as face_jobs
+        from workers import faces as face_jobs  # here, so commands that never search do not load the face models
 
         require(who, CURATORS, "search galleries")
         try:
             params = face_jobs.SearchParams(gallery=name, top_k=top_k, threshold=threshold)
         except ValidationError as exc:
-            raise params_error(exc) from None
+            raise invalid_params(exc) from None
         with self.storage.unit() as unit:
             gallery = get_gallery(unit, name)
             faces = unit.galleries.faces(gallery.id)

@@ -17,18 +17,15 @@ from fimg_service.usecases.banks import get_bank
 from fimg_service.usecases.base import Principal, UseCases, audit, require
 from fimg_service.usecases.galleries import get_gallery
 from fimg_service.usecases.uploads import Uploads
-from workers.registry import JobRequest, JobType, get_job_type, job_types
+from workers.registry import JobRequest, JobType, get_job_type, invalid_params, job_types
+
+
+REPORT_FORMATS = ("json", "csv")
 
 
 def report_item(item: ItemRecord) -> dict:
     """One item of a report: its position and name, then its result (or just its status while pending)."""
     return {"index": item.idx, "name": item.name, **(item.result or {"status": item.status})}
-
-
-def params_error(exc: ValidationError) -> InvalidInput:
-    message = "; ".join(f"params.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else
-                        f"params: {e['msg']}" for e in exc.errors())
-    return InvalidInput(message, code="invalid_params")
 
 
 class Jobs(UseCases):
@@ -42,20 +39,20 @@ class Jobs(UseCases):
         return sorted(job_types())
 
     def submit(self, who: Principal, job_type: str, request: JobRequest, params: dict,
-               idempotency_key: str | None = None) -> tuple[JobRecord, bool]:
-        """A queued job, or (with an idempotency key this caller used before) that job; returns (job, created)."""
+               idempotency_key: str | None = None) -> JobRecord:
+        """A queued job, or (with an idempotency key this caller used before) that job."""
         spec = get_job_type(job_type)
         require(who, spec.roles, f"create {job_type} jobs")
         try:
             typed = spec.params(params)
         except ValidationError as exc:
-            raise params_error(exc) from None
+            raise invalid_params(exc) from None
         self._check_references(spec, typed)
         items = spec.build_items(request, typed, self.uploads.resolver(who))
         try:
             with self.storage.unit() as unit:
                 if idempotency_key and (earlier := unit.jobs.by_idempotency_key(who.key_id, idempotency_key)):
-                    return earlier, False
+                    return earlier
                 job = unit.jobs.create(who.key_id, job_type, typed.model_dump(mode="json"), items, idempotency_key)
                 audit(unit, who, "create", "job", job.id, {"type": job_type, "items": len(items)})
         except Conflict:  # a concurrent request with the same key won the race
@@ -63,9 +60,9 @@ class Jobs(UseCases):
                 earlier = unit.jobs.by_idempotency_key(who.key_id, idempotency_key)
             if earlier is None:
                 raise
-            return earlier, False
+            return earlier
         self.wake()
-        return job, True
+        return job
 
     def _check_references(self, spec: JobType, params) -> None:
         refs = spec.references(params)
@@ -98,14 +95,16 @@ class Jobs(UseCases):
         return job
 
     def report(self, who: Principal, job_id: str, file_format: str = "json") -> tuple[JobRecord, list[dict]]:
-        """The job and every item of its report (audited as an export)."""
+        """The job and every item of its report (audited as an export before it is read)."""
+        if file_format not in REPORT_FORMATS:
+            raise InvalidInput(f"a report is one of {', '.join(REPORT_FORMATS)}", code="unsupported_format")
         with self.storage.unit() as unit:
             job = self._owned(unit, who, job_id)
             if file_format == "csv" and get_job_type(job.type).report_csv is None:
                 raise InvalidInput(f"{job.type} results are JSON only", code="no_csv")
-            items = [report_item(item) for item in unit.jobs.items(job.id)]
-            audit(unit, who, "export", "job_result", job.id, {"format": file_format, "items": len(items)})
-        return job, items
+            audit(unit, who, "export", "job_result", job.id, {"format": file_format, "items": job.total})
+        with self.storage.read() as unit:
+            return job, [report_item(item) for item in unit.jobs.items(job.id)]
 
     @staticmethod
     def report_csv(job: JobRecord, items: list[dict]) -> str:

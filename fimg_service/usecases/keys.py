@@ -7,10 +7,10 @@ from pathlib import Path
 
 from fimg_service.errors import InvalidInput, Unauthenticated
 from fimg_service.storage.records import AuditRecord, KeyRecord
-from fimg_service.usecases.base import ROLES, Principal, UseCases, audit, require
+from fimg_service.usecases.base import ADMINS, ROLES, Principal, UseCases, audit, require
+from fimg_service.usecases.rules import MAX_LABEL, check_text
 
 KEY_PREFIX = "fimg_"
-ADMIN = ("admin",)
 
 
 def hash_api_key(plaintext: str) -> str:
@@ -30,7 +30,8 @@ class Keys(UseCases):
 
     def create(self, who: Principal, name: str, role: str) -> tuple[KeyRecord, str]:
         """A new key; the plaintext is returned once and only its hash is stored."""
-        require(who, ADMIN, "create API keys")
+        require(who, ADMINS, "create API keys")
+        check_text("a key name", name, MAX_LABEL, required=True)
         if role not in ROLES:
             raise InvalidInput(f"unknown role {role!r}; expected one of {', '.join(ROLES)}", code="invalid_role")
         plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -40,12 +41,12 @@ class Keys(UseCases):
         return key, plaintext
 
     def list(self, who: Principal) -> list[KeyRecord]:
-        require(who, ADMIN, "list API keys")
+        require(who, ADMINS, "list API keys")
         with self.storage.read() as unit:
             return unit.keys.list()
 
     def revoke(self, who: Principal, key_id: int) -> KeyRecord:
-        require(who, ADMIN, "revoke API keys")
+        require(who, ADMINS, "revoke API keys")
         with self.storage.unit() as unit:
             key = unit.keys.revoke(key_id)
             audit(unit, who, "revoke", "api_key", key_id)
@@ -65,11 +66,11 @@ class Keys(UseCases):
 
 class Audit(UseCases):
     def entries(self, who: Principal, limit: int = 100, offset: int = 0) -> list[AuditRecord]:
-        require(who, ADMIN, "read the audit log")
+        require(who, ADMINS, "read the audit log")
         with self.storage.read() as unit:
             return unit.audit.entries(limit, offset)
 
     def verify(self, who: Principal) -> tuple[bool, int | None, int]:
-        require(who, ADMIN, "verify the audit log")
+        require(who, ADMINS, "verify the audit log")
         with self.storage.read() as unit:
             return unit.audit.verify()

@@ -14,7 +14,7 @@ ZIP_MAX_ENTRIES = 10_000
 MAX_NAME_LENGTH = 500
 
 
-def expand_archives(files: Iterable[tuple[str, bytes]], max_total: int) -> list[tuple[str, bytes]]:
+def expand_zips(files: Iterable[tuple[str, bytes]], max_total: int) -> list[tuple[str, bytes]]:
     """The files, with each .zip replaced by its entries (bounded: entry count and total uncompressed size)."""
     out: list[tuple[str, bytes]] = []
     for name, data in files:
@@ -53,8 +53,8 @@ class Uploads(UseCases):
         super().__init__(storage)
         self.max_total_bytes = max_total_bytes
 
-    def add(self, who: Principal, files: Iterable[tuple[str, bytes]],
-            require_image: bool = True) -> tuple[list[UploadRecord], list[dict]]:
+    def add(self, who: Principal, files: Iterable[tuple[str, bytes]], require_image: bool = True,
+            expand_archives: bool = True) -> tuple[list[UploadRecord], list[dict]]:
         """Store every usable image (a .zip is expanded); the rest come back as rejected {name, code, message}.
 
         All of a request's uploads and their audit row commit together; with none usable, nothing is stored
@@ -62,7 +62,7 @@ class Uploads(UseCases):
         refuses is stored too (a match batch still reports its digests, which may match exactly, and its error).
         """
         accepted, rejected = [], []
-        for name, data in expand_archives(files, self.max_total_bytes):
+        for name, data in expand_zips(files, self.max_total_bytes) if expand_archives else files:
             if len(name) > MAX_NAME_LENGTH:
                 rejected.append(problem("name_too_long", f"file names are limited to {MAX_NAME_LENGTH} characters",
                                         name=name[:MAX_NAME_LENGTH]))

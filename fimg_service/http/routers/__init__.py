@@ -1,4 +1,5 @@
 """One APIRouter per resource."""
-from fimg_service.http.routers import admin, banks, galleries, hashing, jobs, meta, uploads
+from fimg_service.http.routers import admin, banks, galleries, hashing, hma, jobs, meta, uploads
 
-ROUTERS = (meta.router, admin.router, uploads.router, banks.router, jobs.router, hashing.router, galleries.router)
+ROUTERS = (meta.router, admin.router, uploads.router, banks.router, jobs.router, hashing.router, galleries.router,
+           hma.router)

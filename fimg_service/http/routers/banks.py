@@ -1,6 +1,4 @@
-from typing import Literal
-
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -11,7 +9,7 @@ from fimg_service.http.models import BankIn, BankOut, ImportOut
 router = APIRouter(tags=["banks"])
 MEDIA_FORMATS = {"text/csv": "csv", "application/csv": "csv", "application/x-ndjson": "jsonl",
                  "application/jsonl": "jsonl", "application/json-lines": "jsonl"}
-FORMAT_MEDIA = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
+FORMAT_MEDIA = {"csv": "text/csv", "jsonl": "application/x-ndjson", "pytx_dataset_csv": "text/csv"}
 
 
 @router.post("/v1/banks", status_code=201, response_model=BankOut)
@@ -26,17 +24,26 @@ def list_banks(who: Curator, app: App):
 
 @router.post("/v1/banks/{name}/records", response_model=ImportOut,
              openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}},
-                                                        "application/x-ndjson": {"schema": {"type": "string"}}}}})
-async def import_records(name: str, request: Request, who: Curator, app: App):
+                                                        "application/x-ndjson": {"schema": {"type": "string"}},
+                                                        "text/plain": {"schema": {"type": "string"}},
+                                                        "application/xml": {"schema": {"type": "string"}}}}})
+async def import_records(name: str, request: Request, who: Curator, app: App,
+                         format: str | None = Query(None, max_length=40,
+                                                    description="any of the import formats; default: by Content-Type"),
+                         signal_type: str | None = Query(None, max_length=40,
+                                                         description="pytx_local: the type of bare hashes")):
     media_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if media_type not in MEDIA_FORMATS:
-        raise UnsupportedMedia("send bank records as text/csv or application/x-ndjson")
+    if format is None and media_type not in MEDIA_FORMATS:
+        raise UnsupportedMedia("send bank records as text/csv or application/x-ndjson, or name a ?format=")
     body = await request.body()
-    imported, rejected = await run_in_threadpool(app.banks.import_file, who, name, body, MEDIA_FORMATS[media_type])
-    return ImportOut(imported=imported, rejected=rejected)
+    report = await run_in_threadpool(app.banks.import_file, who, name, body, format or MEDIA_FORMATS[media_type],
+                                     signal_type)
+    return ImportOut(imported=report.imported, rejected=report.rejected, disabled=report.disabled,
+                     unsupported=report.unsupported)
 
 
 @router.get("/v1/banks/{name}/records")
-def export_records(name: str, who: Curator, app: App, format: Literal["csv", "jsonl"] = "csv"):
-    _count, text = app.banks.export(who, name, format)
-    return PlainTextResponse(text, media_type=FORMAT_MEDIA[format])
+def export_records(name: str, who: Curator, app: App, format: str = Query("csv", max_length=40)):
+    text, warnings = app.banks.export(who, name, format)
+    headers = {"X-Fimg-Export-Warnings": "; ".join(warnings)} if warnings else {}
+    return PlainTextResponse(text, media_type=FORMAT_MEDIA.get(format, "text/plain"), headers=headers)

@@ -13,8 +13,7 @@ router = APIRouter(tags=["jobs"])
 @router.post("/v1/jobs", status_code=202, response_model=JobCreated)
 def create_job(body: JobIn, who: Caller, app: App,
                idempotency_key: Annotated[str | None, Header(max_length=200)] = None):
-    job, _created = app.jobs.submit(who, body.type, job_request(body.inputs, body.hashes), body.params,
-                                    idempotency_key)
+    job = app.jobs.submit(who, body.type, job_request(body.inputs, body.hashes), body.params, idempotency_key)
     return JobCreated(id=job.id, status=job.status)
 
 
