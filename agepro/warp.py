@@ -110,3 +110,23 @@ def _bilinear(rgb: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     top = flat[corner] * (1 - fx) + flat[corner + step_x] * fx
     bottom = flat[corner + step_y] * (1 - fx) + flat[corner + step_y + step_x] * fx
     return np.clip(np.rint(top * (1 - fy) + bottom * fy), 0, 255).astype(np.uint8)
+
+
+def warp_into(source_rgb: np.ndarray, source: np.ndarray, target: np.ndarray, triangles: np.ndarray,
+              shape: tuple[int, int], origin: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A (h, w) canvas whose pixel (0, 0) is image point ``origin``, each pixel inside a target triangle pulled
+    from ``source_rgb`` (any size) through that triangle's inverse affine map; returns (canvas, covered)."""
+    height, width = shape
+    local = target - np.asarray(origin, np.float64)
+    canvas = Image.new("I", (width, height), 0)
+    draw = ImageDraw.Draw(canvas)
+    for k, corners in enumerate(local[triangles]):
+        draw.polygon([tuple(p) for p in corners], fill=k + 1)
+    labels = np.asarray(canvas, dtype=np.int64)
+    ys, xs = np.nonzero(labels)
+    affine = _inverse_affines(source, local, triangles)[labels[ys, xs] - 1]
+    sx = affine[:, 0, 0] * xs + affine[:, 0, 1] * ys + affine[:, 0, 2]
+    sy = affine[:, 1, 0] * xs + affine[:, 1, 1] * ys + affine[:, 1, 2]
+    out = np.zeros((height, width, 3), np.uint8)
+    out[ys, xs] = _bilinear(np.ascontiguousarray(source_rgb, dtype=np.uint8), sx, sy)
+    return out, labels > 0

@@ -37,11 +37,18 @@ class _Shared(Generic[T]):
 def _face_detector():
     import mediapipe as mp
 
-    # Full-range model: trained for faces up to ~5 m, so it handles group and wide shots; measured on the
-    # fixtures, the short-range model misses both faces of group-obama-biden.jpg and adds a false face on the
-    # building behind obama-4.jpg, so it is not merged in. The graph keeps candidates down to 0.3 and
-    # detect_faces applies the caller's min_score.
+    # Full-range model: trained for faces up to ~5 m, so it handles group and wide shots. The graph keeps
+    # candidates down to 0.3 and detect_faces applies the caller's min_score.
     return mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.3)
+
+
+def _close_up_face_detector():
+    import mediapipe as mp
+
+    # Short-range model: finds the faces filling the frame's height that the full-range model misses; on its own
+    # it misses both faces of group-obama-biden.jpg and fires on the building behind obama-4.jpg, so it is only a
+    # second pass (see detection.CLOSE_UP_MIN_SCORE).
+    return mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.5)
 
 
 def _face_mesh():
@@ -71,6 +78,7 @@ def _face_encoder():
 
 
 face_detector: _Shared = _Shared(_face_detector)
+close_up_face_detector: _Shared = _Shared(_close_up_face_detector)
 face_mesh: _Shared = _Shared(_face_mesh)
 shape_predictor: _Shared = _Shared(_shape_predictor)
 face_encoder: _Shared = _Shared(_face_encoder)
@@ -78,6 +86,6 @@ face_encoder: _Shared = _Shared(_face_encoder)
 
 def load_models() -> None:
     """Build every model now (e.g. when a worker starts) instead of on the first face."""
-    for model in (face_detector, face_mesh, shape_predictor, face_encoder):
+    for model in (face_detector, close_up_face_detector, face_mesh, shape_predictor, face_encoder):
         with model.use():
             pass

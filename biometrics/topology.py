@@ -34,6 +34,10 @@ NOSE_TIP = 1
 SUBNASALE = 2  # where the columella meets the upper lip (dlib's "nose base")
 MENTON = 152  # lowest point of the chin
 
+# Eyebrows (the points of FACEMESH_RIGHT_EYEBROW / FACEMESH_LEFT_EYEBROW), sorted.
+RIGHT_EYEBROW = (46, 52, 53, 55, 63, 65, 66, 70, 105, 107)
+LEFT_EYEBROW = (276, 282, 283, 285, 293, 295, 296, 300, 334, 336)
+
 MOUTH_RIGHT, MOUTH_LEFT = 61, 291
 RIGHT_CHEEK, LEFT_CHEEK = 234, 454  # the face oval's widest points
 GONION_PAIR = (172, 397)  # the jaw outline at the level of the mandibular angles (right, left)

@@ -1,4 +1,5 @@
-"""Age progression: growth model, warp, re-detected proportions, identity, labels, provenance, errors, CLI.
+"""Age progression: growth model, warp, re-detected proportions, identity, relatives' appearance, hair-free variants,
+old-photo preparation, labels, provenance, errors, CLI.
 
 The photos are adult fixtures standing in for children (there are no photos of children in this project).
 Progressions are computed once per module and shared.
@@ -7,15 +8,19 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from datetime import datetime
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 from scipy.ndimage import distance_transform_edt
 
 from agepro import (
+    APPROXIMATION_LABEL,
+    DEFAULT_APPEARANCE_WEIGHT,
     GROWTH_SOURCES,
     GROWTH_TABLE_VERSION,
     AgeProgressionError,
@@ -27,11 +32,15 @@ from agepro import (
     growth,
     label_band,
     label_text,
+    prepare_old_photo,
     progress,
     size_index,
+    transfer_appearance,
 )
+from agepro.appearance import EYE_REGIONS, seam_gradient_ratio
 from agepro.landmarks import FaceFrame
-from agepro.render import BAND_COLOUR, DEFAULT_LABEL, SHEET_GAP, SHEET_TILE_HEIGHT, TEXT_COLOUR
+from agepro.pipeline import PNG_LABEL_KEY, PNG_PROVENANCE_KEY
+from agepro.render import BAND_COLOUR, NEUTRAL_BACKGROUND, SHEET_GAP, SHEET_TILE_HEIGHT, TEXT_COLOUR, with_mark
 from agepro.warp import fold_free_scale, signed_areas, triangulate, warp_image
 from biometrics import detect_faces, distance, embed, face_mesh
 from biometrics.topology import FACE_OVAL, MENTON, TRICHION
@@ -279,40 +288,65 @@ def test_a_folding_displacement_is_scaled_down_until_nothing_folds():
     assert warped.changed.mean() > 0.5  # no holes: the moving triangles cover their area
 
 
-def test_every_output_image_carries_the_label(leslie_run):
+def test_every_output_image_carries_the_label_inside_and_below(leslie_run):
     _, _, result = leslie_run
     for age in (10, 12):
-        text = label_text(DEFAULT_LABEL, age)
-        assert text == f"AGE PROGRESSION - APPROXIMATION, age {age}"
-        for image in (result.images[age], result.overlays[age]):
+        text = label_text(age)
+        assert text == f"AGE PROGRESSION - APPROXIMATION, age {age}" and result.labels[age] == text
+        picture = result.pictures[age]
+        for image in (result.images[age], result.hair_free[age], result.overlays[age]):
             band = label_band(text, image.shape[1])
             assert np.array_equal(image[-band.shape[0] :], band)
-            assert np.array_equal(image[: -band.shape[0]].shape, result.progressions[age].image.shape)
-        assert np.array_equal(result.images[age][: -band.shape[0]], result.progressions[age].image)
+            assert image[: -band.shape[0]].shape == picture.shape
+        labelled = result.images[age][: -band.shape[0]]
+        # inside the picture: the strip across its top carries the text; cropping the band off keeps it
+        assert np.array_equal(labelled, with_mark(picture, text))
+        strip = labelled[: band.shape[0]]
+        assert not np.array_equal(strip, picture[: band.shape[0]])
+        assert 0.02 < np.all(strip == 255, axis=-1).mean() < 0.5
+        assert np.array_equal(labelled[band.shape[0] :], picture[band.shape[0] :])
         # legible: solid band with a good share of text pixels
         assert np.all(band[:2] == BAND_COLOUR)
         assert 0.02 < np.all(band == TEXT_COLOUR, axis=-1).mean() < 0.5
         assert result.meshes[age]["label"] == text
-    # contact sheet: original then each target, each tile with its own band
+    # contact sheet: the photo then each target, each tile with its own band; the hair-free row below
     sheet = result.sheet
     height, width = result.source_rgb.shape[:2]
     tile_width = round(width * SHEET_TILE_HEIGHT / height)
-    texts = ["ORIGINAL PHOTO, age 8", label_text(DEFAULT_LABEL, 10), label_text(DEFAULT_LABEL, 12)]
-    for column, text in enumerate(texts):
-        band = label_band(text, tile_width)
-        x = SHEET_GAP + column * (tile_width + SHEET_GAP)
-        y = SHEET_GAP + SHEET_TILE_HEIGHT
-        assert np.array_equal(sheet[y : y + band.shape[0], x : x + tile_width], band), text
+    texts = ["ORIGINAL PHOTO, age 8", label_text(10), label_text(12)]
+    band_height = label_band(texts[0], tile_width).shape[0]
+    for row in (0, 1):
+        for column, text in enumerate(texts[1:] if row else texts):
+            band = label_band(text, tile_width)
+            x = SHEET_GAP + column * (tile_width + SHEET_GAP)
+            y = SHEET_GAP + SHEET_TILE_HEIGHT + row * (SHEET_TILE_HEIGHT + band_height + SHEET_GAP)
+            assert np.array_equal(sheet[y : y + band.shape[0], x : x + tile_width], band), (row, text)
 
 
-def test_label_is_configurable(frontal):
+def test_the_label_cannot_be_replaced_dropped_or_format_injected(frontal):
     rgb, _ = frontal["leslie-2.jpg"]
-    result = from_bytes(png(rgb), 9, "u", [11], label="DRAFT ONLY, age {age}")
-    band = label_band("DRAFT ONLY, age 11", rgb.shape[1])
-    assert np.array_equal(result.images[11][-band.shape[0] :], band)
-    with pytest.raises(AgeProgressionError) as error:
-        from_bytes(png(rgb), 9, "u", [11], label="no age here")
-    assert error.value.code == "invalid_parameter"
+    photo = png(rgb)
+    for note, expected in (
+        ("DRAFT ONLY", f"{APPROXIMATION_LABEL}, age 11 - DRAFT ONLY"),
+        ("", f"{APPROXIMATION_LABEL}, age 11"),
+        (None, f"{APPROXIMATION_LABEL}, age 11"),
+        ("{age:>200000}", f"{APPROXIMATION_LABEL}, age 11 - {{age:>200000}}"),
+        ("{0} {age} %s", f"{APPROXIMATION_LABEL}, age 11 - {{0}} {{age}} %s"),
+        ("  case\n\t 7  ", f"{APPROXIMATION_LABEL}, age 11 - case 7"),
+    ):
+        started = time.perf_counter()
+        result = from_bytes(photo, 9, "u", [11], label_note=note)
+        assert time.perf_counter() - started < 5, note
+        assert result.labels[11] == expected
+        band = label_band(expected, rgb.shape[1])
+        assert np.array_equal(result.images[11][-band.shape[0] :], band)
+        assert Image.open(io.BytesIO(result.to_files()["age-11.png"])).text[PNG_LABEL_KEY] == expected
+    for bad in ("x" * 61, "null\x00byte", 42):
+        with pytest.raises(AgeProgressionError) as error:
+            from_bytes(photo, 9, "u", [11], label_note=bad)
+        assert error.value.code == "invalid_parameter"
+    with pytest.raises(TypeError):
+        from_bytes(photo, 9, "u", [11], label="MY OWN LABEL, age {age}")
 
 
 # --- the core and its edge --------------------------------------------------------------------------------------
@@ -329,6 +363,7 @@ def test_the_core_takes_an_array_and_a_mesh(frontal):
     core = age_progression(rgb, points, 9, "u", [11, 13], source_sha256=hashlib.sha256(data).hexdigest(), face=face)
     for age in (11, 13):
         assert np.array_equal(core.images[age], via_bytes.images[age])
+        assert np.array_equal(core.hair_free[age], via_bytes.hair_free[age])
         assert np.array_equal(core.overlays[age], via_bytes.overlays[age])
         assert core.meshes[age] == via_bytes.meshes[age]
     assert np.array_equal(core.sheet, via_bytes.sheet)
@@ -359,7 +394,7 @@ def test_files_and_provenance(leslie_run):
 
     photo, relative, result = leslie_run
     files = result.to_files()
-    kinds = (("age", "png"), ("overlay", "png"), ("mesh", "json"))
+    kinds = (("age", "png"), ("face", "png"), ("overlay", "png"), ("mesh", "json"))
     expected = {f"{kind}-{age}.{ext}" for age in (10, 12) for kind, ext in kinds}
     assert set(files) == expected | {"sheet.png", "provenance.json"}
     decoded = Image.open(io.BytesIO(files["age-12.png"]))
@@ -368,20 +403,30 @@ def test_files_and_provenance(leslie_run):
     assert len(mesh["points"]) == 478 and mesh["target_age"] == 12
     assert np.allclose(mesh["points"], result.progressions[12].target_points, atol=0.01)
 
+    digest = hashlib.sha256(files["provenance.json"]).hexdigest()
+    for name in (n for n in files if n.endswith(".png")):
+        text = Image.open(io.BytesIO(files[name])).text
+        assert text[PNG_PROVENANCE_KEY] == digest and APPROXIMATION_LABEL in text[PNG_LABEL_KEY], name
     provenance = json.loads(files["provenance.json"])
     assert provenance["input"]["sha256"] == hashlib.sha256(photo).hexdigest()
     assert provenance["face_index"] == 0 and provenance["sex"] == "female" and provenance["age"] == 8
     assert provenance["target_ages"] == [10, 12]
     assert provenance["growth_table"]["version"] == GROWTH_TABLE_VERSION
     assert [s["id"] for s in provenance["growth_table"]["sources"]] == [s["id"] for s in GROWTH_SOURCES]
-    assert provenance["parameters"] == {"family_weight": 0.25, "label": DEFAULT_LABEL}
+    assert provenance["parameters"] == {"family_weight": 0.25, "appearance_weight": DEFAULT_APPEARANCE_WEIGHT,
+                                        "label_note": "", "prepare_old_photo": False}
+    assert provenance["label"] == APPROXIMATION_LABEL and provenance["preparation"] is None
     assert provenance["code_version"]
     assert datetime.fromisoformat(provenance["created_utc"]).utcoffset().total_seconds() == 0
     assert "eyes" in provenance["method"]["held_fixed"].lower()
     (relative_entry,) = provenance["family"]
     assert relative_entry["sha256"] == hashlib.sha256(relative).hexdigest()
     assert relative_entry["relation"] == "father" and relative_entry["sex_assumed_from_relation"] == "male"
+    weight = DEFAULT_APPEARANCE_WEIGHT
+    assert relative_entry["appearance"] == {"skin tone and texture": weight, "nose": weight, "mouth": weight,
+                                            "jaw and chin": weight, "eyes and brows": 0.0}
     target = provenance["targets"]["12"]
+    assert target["appearance_peak_share"] == pytest.approx(DEFAULT_APPEARANCE_WEIGHT, rel=0.01)
     assert target["family_shares"] == {"father (age 30)": 0.25} and target["model_share"] == 0.75
     assert target["model_factors"]["lower_third"] == pytest.approx(growth("f", 8, 12).lower_third)
 
@@ -403,6 +448,128 @@ def test_family_weight_moves_the_target_toward_the_relative(frontal):
     assert abs(ratios[1] - family_ratio) < abs(ratios[0] - family_ratio)  # a quarter of the way, in log space
     assert np.log(ratios[1] / ratios[0]) == pytest.approx(0.25 * np.log(family_ratio / ratios[0]), rel=1e-6)
     assert results[1.0].family_shares == {"father (age 25)": 1.0}
+
+
+# --- relatives' appearance, hair-free variant, old photos ---------------------------------------------------------
+
+# (child stand-in, relative stand-in): different people, as a child and a parent are (bench.agepro: six pairs).
+APPEARANCE_PAIRS = (("leslie-2.jpg", "miranda-1.png"), ("obama-2.jpg", "biden-2.jpg"))
+
+
+def embedding(rgb: np.ndarray) -> np.ndarray:
+    face = only_face(rgb)
+    return embed(rgb, face, face_mesh(rgb, face))
+
+
+@pytest.mark.parametrize("child,relative", APPEARANCE_PAIRS)
+def test_a_relatives_appearance_moves_the_face_toward_them_without_a_seam(frontal, child, relative):
+    rgb, points = frontal[child]
+    relative_rgb, relative_points = frontal[relative]
+    progression = progress(rgb, points, ProgressionPlan(sex="u", age=8, target_age=14))
+    blend = transfer_appearance(progression.image, progression.target_points, [(relative_rgb, relative_points)],
+                                DEFAULT_APPEARANCE_WEIGHT)
+    to_relative_without = distance(embedding(progression.image), embedding(relative_rgb))
+    to_relative_with = distance(embedding(blend.image), embedding(relative_rgb))
+    assert to_relative_with < to_relative_without - 0.05
+    assert distance(embedding(blend.image), embedding(rgb)) < 0.6
+    assert abs(seam_gradient_ratio(blend.image, blend.alpha) - 1) <= 0.1
+    # the eyes and brows stay the child's; nothing outside the face changes
+    target = progression.target_points
+    eyes = np.zeros(rgb.shape[:2], np.uint8)
+    for region in EYE_REGIONS:
+        cv2.fillConvexPoly(eyes, cv2.convexHull(np.round(target[list(region)]).astype(np.int32)), 1)
+    assert eyes.sum() > 500 and blend.alpha[eyes == 1].max() == 0
+    assert np.array_equal(blend.image[eyes == 1], progression.image[eyes == 1])
+    outline = Image.new("L", (rgb.shape[1], rgb.shape[0]), 0)
+    ImageDraw.Draw(outline).polygon([tuple(target[i]) for i in FACE_OVAL], fill=1)
+    outside = np.asarray(outline) == 0
+    assert np.array_equal(blend.image[outside], progression.image[outside])
+    assert blend.alpha.max() == pytest.approx(DEFAULT_APPEARANCE_WEIGHT, rel=0.01)
+
+
+def test_seam_measure_flags_a_hard_paste(frontal):
+    rgb, points = frontal["leslie-2.jpg"]
+    relative_rgb, relative_points = frontal["miranda-1.png"]
+    progression = progress(rgb, points, ProgressionPlan(sex="u", age=8, target_age=14))
+    whole = transfer_appearance(progression.image, progression.target_points, [(relative_rgb, relative_points)], 1.0)
+    inside = whole.alpha >= 0.5
+    pasted = np.where(inside[..., None], np.full_like(rgb, 40), progression.image)
+    assert seam_gradient_ratio(pasted, inside.astype(np.float32)) > 1.5
+
+
+def test_several_relatives_are_averaged_and_each_is_recorded(frontal):
+    rgb, points = frontal["leslie-2.jpg"]
+    relatives = [frontal[name] for name in ("miranda-1.png", "obama-2.jpg")]
+    progression = progress(rgb, points, ProgressionPlan(sex="f", age=8, target_age=14))
+    both = transfer_appearance(progression.image, progression.target_points, relatives, 0.4)
+    alone = [transfer_appearance(progression.image, progression.target_points, [r], 0.4) for r in relatives]
+    face = both.alpha > 0.3
+    spread = [np.abs(both.image[face].astype(int) - a.image[face]).mean() for a in alone]
+    between = np.abs(alone[0].image[face].astype(int) - alone[1].image[face]).mean()
+    assert max(spread) < 0.75 * between  # the average lies between the two
+
+    faces = [ChosenFace(0, only_face(r).box, 1) for r, _ in relatives]
+    from agepro import FamilyFace
+
+    family = [FamilyFace(r, p, 35, relation, "0" * 64, f) for (r, p), relation, f in
+              zip(relatives, ("mother", "aunt"), faces)]
+    result = age_progression(rgb, points, 8, "f", [14], source_sha256="1" * 64, face=ChosenFace(0, (0, 0, 1, 1), 1),
+                             family=family, appearance_weight=0.4)
+    for entry in result.provenance["family"]:
+        assert entry["appearance"]["nose"] == pytest.approx(0.2) and entry["appearance"]["eyes and brows"] == 0
+    none = age_progression(rgb, points, 8, "f", [14], source_sha256="1" * 64, face=ChosenFace(0, (0, 0, 1, 1), 1),
+                           family=family, appearance_weight=0)
+    assert none.appearance == {} and all(e["appearance"] == {} for e in none.provenance["family"])
+
+
+def test_hair_free_variant_shows_only_the_face_on_neutral_grey(leslie_run):
+    _, _, result = leslie_run
+    picture, target = result.pictures[12], result.progressions[12].target_points
+    band = label_band(result.labels[12], picture.shape[1])
+    variant = result.hair_free[12][band.shape[0] : -band.shape[0]]
+    outline = Image.new("L", (picture.shape[1], picture.shape[0]), 0)
+    ImageDraw.Draw(outline).polygon([tuple(target[i]) for i in FACE_OVAL], fill=1)
+    inside = distance_transform_edt(np.asarray(outline)) > 6
+    outside = distance_transform_edt(1 - np.asarray(outline)) > 6
+    assert np.all(variant[outside[band.shape[0] :]] == NEUTRAL_BACKGROUND)
+    assert np.array_equal(variant[inside[band.shape[0] :]], picture[band.shape[0] :][inside[band.shape[0] :]])
+
+
+def test_old_photo_preparation_restores_a_halftone_print_and_records_its_steps(frontal):
+    from bench.degrade import all_four
+
+    rgb, _ = frontal["obama-2.jpg"]
+    printed = all_four(rgb)
+    assert detect_faces(printed) == []  # the screen hides the face from the detector
+    prepared = prepare_old_photo(printed)
+    steps = {step["step"]: step for step in prepared.steps}
+    assert {"descreen", "fading", "sharpen"} <= set(steps)  # the low-pass also takes most of the noise
+    assert steps["descreen"]["screen_period_px"] == pytest.approx(5.0, abs=0.3)
+    assert distance(embedding(prepared.rgb), embedding(rgb)) < 0.45
+    # a clean photo passes unchanged (its channels use the whole range)
+    clean, _ = frontal["leslie-1.jpg"]
+    untouched = prepare_old_photo(clean)
+    assert untouched.steps == [] and np.array_equal(untouched.rgb, clean)
+
+
+def test_prepared_photo_goes_through_the_edge_into_provenance_and_sheet(frontal):
+    from bench.degrade import all_four
+
+    rgb, _ = frontal["obama-2.jpg"]
+    data = png(all_four(rgb))
+    with pytest.raises(AgeProgressionError) as error:
+        from_bytes(data, 8, "m", [12])
+    assert error.value.code == "no_face"
+    result = from_bytes(data, 8, "m", [12], prepare_old_photo=True)
+    assert [s["step"] for s in result.provenance["preparation"]][0] == "descreen"
+    assert result.provenance["parameters"]["prepare_old_photo"] is True
+    height, width = rgb.shape[:2]
+    tile_width = round(width * SHEET_TILE_HEIGHT / height)
+    y = SHEET_GAP + SHEET_TILE_HEIGHT
+    for column, text in enumerate(["ORIGINAL PHOTO, age 8", "PREPARED PHOTO, age 8", label_text(12)]):
+        x = SHEET_GAP + column * (tile_width + SHEET_GAP)
+        band = label_band(text, tile_width)
+        assert np.array_equal(result.sheet[y : y + band.shape[0], x : x + tile_width], band), text
 
 
 # --- bad input ------------------------------------------------------------------------------------------------------
@@ -458,9 +625,28 @@ def test_cli_writes_the_artefacts(fixtures_dir, frontal, tmp_path, capsys):
                  "--family", f"{relative}:35:mother", "--family-weight", "0.3", "--out", str(out)])  # fmt: skip
     assert code == 0
     names = {p.name for p in out.iterdir()}
-    assert {"age-9.png", "age-11.png", "overlay-9.png", "mesh-11.json", "sheet.png", "provenance.json"} <= names
+    assert {"age-9.png", "age-11.png", "face-9.png", "overlay-9.png", "mesh-11.json", "sheet.png",
+            "provenance.json"} <= names
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["parameters"]["family_weight"] == 0.3 and provenance["family"][0]["relation"] == "mother"
+
+
+def test_cli_cannot_replace_or_inject_the_label(frontal, tmp_path, capsys):
+    from fimg_service.cli import main
+
+    photo = tmp_path / "child.png"
+    photo.write_bytes(png(frontal["leslie-2.jpg"][0]))
+    base = ["age", str(photo), "--age", "7", "--sex", "f", "--to", "9", "--out", str(tmp_path / "out")]
+    for replacing in (["--label", "MY LABEL {age}"], ["--lab", "MY LABEL"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(base + replacing)
+        assert exit_.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
+    assert main(base + ["--label-note", "{age:>200000}{0}"]) == 0
+    text = Image.open(tmp_path / "out" / "age-9.png").text
+    assert text[PNG_LABEL_KEY] == f"{APPROXIMATION_LABEL}, age 9 - {{age:>200000}}{{0}}"
+    assert text[PNG_PROVENANCE_KEY]
+    assert main(base + ["--label-note", "x" * 61]) == 2
+    assert "label note" in capsys.readouterr().err
 
 
 def test_cli_reports_bad_input_with_exit_status_2(frontal, blank_png, tmp_path, capsys):

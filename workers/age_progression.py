@@ -5,12 +5,14 @@ import hashlib
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agepro import (AgeProgressionError, AgeProgressionResult, ChosenFace, FamilyFace, age_progression,
-                    check_parameters, check_relative)
+from agepro import (DEFAULT_APPEARANCE_WEIGHT, DEFAULT_FAMILY_WEIGHT, MAX_LABEL_NOTE, AgeProgressionError,
+                    AgeProgressionResult, ChosenFace, FamilyFace, age_progression, check_label_note,
+                    check_parameters, check_relative, restoration)
 from biometrics import FaceChoiceError, choose_face, detect_faces, face_mesh
 from imaging.decode import DecodeError, decode
+from fimg_service.roles import ARTISTS
 from workers.registry import (ItemOutcome, JobRequest, JobType, UploadResolver, invalid_job, item_error,
                               upload_items)
 
@@ -24,15 +26,40 @@ class FamilyPhoto(BaseModel):
 
 
 class AgeParams(BaseModel):
+    # An unknown field is refused, not ignored: `label` (which once replaced the label) must not pass silently.
+    model_config = ConfigDict(extra="forbid")
+
     age: float = Field(ge=1, le=25, description="Age of the child in the photo, years")
     sex: Literal["f", "m", "u", "female", "male", "unknown"]
     target_ages: list[float] = Field(min_length=1, max_length=12)
     family: list[FamilyPhoto] = Field(default_factory=list, max_length=4)
     face_index: int | None = Field(None, ge=0)
-    family_weight: float | None = Field(None, ge=0, le=1)
-    label: str | None = Field(None, max_length=80, pattern=r"\{age\}",
-                              description="Label template, must contain {age}; default "
-                                          "'AGE PROGRESSION - APPROXIMATION, age {age}'")
+    family_weight: float | None = Field(None, ge=0, le=1, description="How far the proportions move toward the "
+                                        f"relatives'; default {DEFAULT_FAMILY_WEIGHT}")
+    appearance_weight: float | None = Field(None, ge=0, le=1, description="How much of the relatives' warped "
+                                            "appearance (skin, nose, mouth, jaw; never the eyes) is blended in; "
+                                            f"default {DEFAULT_APPEARANCE_WEIGHT}")
+    prepare_old_photo: bool = Field(False, description="De-screen, denoise, correct fading and sharpen the photo "
+                                                       "before detection (scanned prints)")
+    label_note: str | None = Field(None, max_length=MAX_LABEL_NOTE,
+                                   description="Words added after the fixed label 'AGE PROGRESSION - "
+                                               "APPROXIMATION, age N' (plain text; the label itself cannot change)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_label_replacement(cls, data):
+        if isinstance(data, dict) and "label" in data:
+            raise ValueError("the label 'AGE PROGRESSION - APPROXIMATION, age N' cannot be replaced or removed; "
+                             "label_note adds words after it")
+        return data
+
+    @field_validator("label_note")
+    @classmethod
+    def _plain_note(cls, note: str | None) -> str | None:
+        try:
+            return check_label_note(note)
+        except AgeProgressionError as exc:
+            raise ValueError(exc.message) from None
 
     @model_validator(mode="after")
     def _targets(self) -> "AgeParams":
@@ -62,11 +89,12 @@ def load_item(storage, item_input: dict) -> dict:
 
 def progress_photo(data: bytes, family: list[tuple[bytes, float, str]], *, age: float, sex: str,
                    target_ages: list[float], face_index: int | None = None, family_weight: float | None = None,
-                   label: str | None = None) -> AgeProgressionResult:
-    """The job's edge: decode the photo, find its face (`face_index` picks one of several, 0 = leftmost) and mesh
-    it, do the same for each relative's photo (`family`: (bytes, age at the photo, relation); their most prominent
-    face), then progress with `agepro`. None means agepro's default. Raises `agepro.AgeProgressionError` for every
-    bad input, the parameters' before any decoding."""
+                   appearance_weight: float | None = None, prepare_old_photo: bool = False,
+                   label_note: str | None = None) -> AgeProgressionResult:
+    """The job's edge: decode the photo (and prepare it, for a scanned old print), find its face (`face_index`
+    picks one of several, 0 = leftmost) and mesh it, do the same for each relative's photo (`family`: (bytes, age
+    at the photo, relation); their most prominent face), then progress with `agepro`. None means agepro's default.
+    Raises `agepro.AgeProgressionError` for every bad input, the parameters' before any decoding."""
 
     def decoded(photo: bytes, code: str, what: str) -> np.ndarray:
         if not isinstance(photo, (bytes, bytearray, memoryview)):
@@ -78,9 +106,14 @@ def progress_photo(data: bytes, family: list[tuple[bytes, float, str]], *, age: 
             raise AgeProgressionError(code, f"{what} could not be decoded ({exc.code}): {exc.message}") from exc
         return np.ascontiguousarray(result.rgb, dtype=np.uint8)
 
-    options = {k: v for k, v in (("label", label), ("family_weight", family_weight)) if v is not None}
+    options = {k: v for k, v in (("label_note", label_note), ("family_weight", family_weight),
+                                 ("appearance_weight", appearance_weight)) if v is not None}
     check_parameters(age, sex, target_ages, **options)
     rgb = decoded(data, "invalid_image", "the photo")
+    preparation = None
+    if prepare_old_photo:
+        preparation = restoration.prepare_old_photo(rgb)
+        rgb = preparation.rgb
     faces = detect_faces(rgb)
     try:
         face = choose_face(faces, face_index)
@@ -102,17 +135,20 @@ def progress_photo(data: bytes, family: list[tuple[bytes, float, str]], *, age: 
         relative_mesh = face_mesh(relative_rgb, relative_faces[used])
         if relative_mesh is None:
             raise AgeProgressionError("invalid_family_photo", f"{what}: the face's landmarks could not be placed")
-        relatives.append(FamilyFace(relative_mesh, relative_age, relation, hashlib.sha256(photo).hexdigest(),
+        relatives.append(FamilyFace(relative_rgb, relative_mesh, relative_age, relation,
+                                    hashlib.sha256(photo).hexdigest(),
                                     ChosenFace(used, relative_faces[used].box, len(relative_faces))))
     return age_progression(rgb, mesh, age, sex, target_ages, source_sha256=hashlib.sha256(data).hexdigest(),
-                           face=ChosenFace(faces.index(face), face.box, len(faces)), family=relatives, **options)
+                           face=ChosenFace(faces.index(face), face.box, len(faces)), family=relatives,
+                           preparation=preparation, **options)
 
 
 def run_item(_context: None, params: AgeParams, item: dict) -> ItemOutcome:
     try:
         result = progress_photo(item["data"], item["family"], age=params.age, sex=params.sex,
                                 target_ages=params.target_ages, face_index=params.face_index,
-                                family_weight=params.family_weight, label=params.label)
+                                family_weight=params.family_weight, appearance_weight=params.appearance_weight,
+                                prepare_old_photo=params.prepare_old_photo, label_note=params.label_note)
     except AgeProgressionError as exc:
         return item_error(exc.code, exc.message)
     files = result.to_files()
@@ -122,5 +158,5 @@ def run_item(_context: None, params: AgeParams, item: dict) -> ItemOutcome:
                        result={"status": "done", "artifacts": sorted(files), "provenance": result.provenance})
 
 
-JOB_TYPES = [JobType(name="age_progression", params_model=AgeParams, roles=("admin", "artist"),
+JOB_TYPES = [JobType(name="age_progression", params_model=AgeParams, roles=ARTISTS,
                      build_items=build_items, load_item=load_item, run_item=run_item)]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ray
+from pydantic import ValidationError
 from ray.exceptions import TaskCancelledError
 
 from fimg_service.errors import FimgError
@@ -121,7 +122,13 @@ class Dispatcher:
             if job.status == "queued":
                 self._set_status(job.id, "running", only_from=("queued",))
             try:
-                context_key, context_ref = self.contexts.get(get_job_type(job.type), self.storage, job.params)
+                spec = get_job_type(job.type)
+                spec.params(job.params)
+                context_key, context_ref = self.contexts.get(spec, self.storage, job.params)
+            except ValidationError as exc:
+                self._set_status(job.id, "failed",
+                                 error=f"the stored params no longer validate: {exc.errors()[0]['msg']}")
+                continue
             except FimgError as exc:
                 self._set_status(job.id, "failed", error=exc.message)
                 continue
@@ -152,10 +159,14 @@ class Dispatcher:
             return
         with self.storage.read() as unit:
             pending = unit.jobs.count_pending(job.id)
+            record = unit.jobs.get(job.id)
+            every_item_failed = pending == 0 and record.failed == record.total > 0
+            first_error = unit.jobs.items(job.id)[0].result["error"]["message"] if every_item_failed else None
         if pending == 0:
-            self._set_status(job.id, "succeeded", only_from=("running",))
+            status = "failed" if every_item_failed else "succeeded"
+            self._set_status(job.id, status, error=first_error, only_from=("running",))
             self.jobs.pop(job.id, None)
-            log.info("job %s succeeded", job.id)
+            log.info("job %s %s", job.id, status)
 
     # -- chunks ------------------------------------------------------------------------------------------------
 
