@@ -186,7 +186,26 @@ def check_writable(record: BankRecord, position: int) -> None:
         raise ValueError(f"record {position} ({record.record_id!r}): {error}") from None
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection). fimg's CSV files quote such a
+# cell with a leading apostrophe, and a cell that starts with an apostrophe gets one more, so reading undoes it.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+CELL_QUOTE = "'"
+
+
+def spreadsheet_safe(cell: str) -> str:
+    return CELL_QUOTE + cell if cell.startswith((*FORMULA_STARTS, CELL_QUOTE)) else cell
+
+
+def spreadsheet_plain(cell: str) -> str:
+    quoted = cell.startswith(CELL_QUOTE) and cell[1:].startswith((*FORMULA_STARTS, CELL_QUOTE))
+    return cell[1:] if quoted else cell
+
+
 def _csv_value(name: str, value: Any) -> str:
+    return spreadsheet_safe(_csv_text(name, value))
+
+
+def _csv_text(name: str, value: Any) -> str:
     if value is None:
         return ""
     if name == "labels":
@@ -218,7 +237,7 @@ def csv_rows(text: str, columns: tuple[str, ...], required: str) -> list[Row]:
             if len(fields) != len(header):
                 rows.append((line, RowError(line, f"expected {len(header)} fields as in the header, got {len(fields)}")))
             else:
-                rows.append((line, dict(zip(header, fields))))
+                rows.append((line, dict(zip(header, map(spreadsheet_plain, fields)))))
     except csv.Error as error:
         line = previous_end + 1
         rows.append((line, RowError(line, f"malformed CSV, reading stopped here: {error}")))

@@ -52,6 +52,7 @@ from imaging.banks import (
     decode_text,
     identifier,
     records_from_rows,
+    spreadsheet_safe,
 )
 
 FORMATS = ("pytx_local", "pytx_dataset_csv", "ncmec_xml")
@@ -136,7 +137,7 @@ def write_hashlist(records: Iterable[BankRecord], format: str) -> tuple[str, lis
                 continue
             seen.add((signal_type, value))
             if dataset:
-                writer.writerow(_dataset_row(record, signal_type, value))
+                writer.writerow([spreadsheet_safe(cell) for cell in _dataset_row(record, signal_type, value)])
             else:
                 out.write(f"{signal_type} {value}\n")
     return out.getvalue(), _losses(records, written, format)

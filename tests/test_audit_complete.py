@@ -167,3 +167,33 @@ def test_every_cli_mutation_writes_exactly_one_row_per_change(tmp_path, ray_sess
     fimg("jobs", "show", job_id)
     fimg("jobs", "show", job_id, "--items")
     assert audit_actions()[before:] == [("read", "job"), ("export", "job_result")]
+
+
+def test_lists_reads_and_refusals_are_audited_with_who(service, fixtures_dir):
+    analyst, admin = service.auth("analyst"), service.auth("admin")
+    photo = (fixtures_dir / "pdq" / "bridge-mods" / "square-128x128.jpg").read_bytes()
+    job_id = service.client.post("/v1/jobs", headers=analyst, json={
+        "type": "match_batch", "hashes": [{"name": "x", "md5": "0" * 32}],
+        "params": {"banks": [service.client.post("/v1/banks", json={"name": "b"}, headers=analyst).json()["name"]]},
+    }).json()["id"]
+    steps = [
+        (("GET", "/v1/keys", admin, {}), ("list", "api_keys", "test-admin")),
+        (("GET", "/v1/jobs", analyst, {}), ("list", "jobs", "test-analyst")),
+        (("GET", "/v1/banks", analyst, {}), ("list", "banks", "test-analyst")),
+        (("GET", "/v1/galleries", analyst, {}), ("list", "galleries", "test-analyst")),
+        (("GET", f"/v1/jobs/{job_id}/artifacts", analyst, {}), ("list", "artifacts", "test-analyst")),
+        (("POST", "/v1/hash", service.auth("service"), {"files": {"file": ("a.jpg", photo)}}),
+         ("hash", "file", "test-service")),
+        (("GET", "/v1/audit", admin, {}), ("read", "audit_log", "test-admin")),
+        (("GET", "/v1/keys", analyst, {}), ("refused", "route", "test-analyst")),
+        (("GET", "/v1/banks", {}, {}), ("refused", "route", "anonymous")),
+        (("GET", f"/v1/jobs/{job_id}", service.auth("analyst2"), {}), ("refused", "route", "test-analyst-2")),
+    ]
+    for (method, path, headers, kwargs), (action, object_type, actor) in steps:
+        before = len(audit_rows(service))
+        response = service.client.request(method, path, headers=headers, **kwargs)
+        rows = audit_rows(service)[before:]
+        assert [(r.action, r.object_type, r.actor_name) for r in rows] == [(action, object_type, actor)], (
+            path, response.status_code, [(r.action, r.object_type, r.actor_name) for r in rows])
+        if action == "refused":
+            assert rows[0].object_id == f"{method} {path}" and rows[0].detail["status"] == response.status_code

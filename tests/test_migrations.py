@@ -68,9 +68,6 @@ def previous_release(engine) -> None:
          Upload(id="v" * 32, owner_id=None, name="x.bin", sha256="d" * 64, size=0, created_at=at),
          Bank(id=1, name="bank", description="line one\nline two", threshold=31, revision=3, created_by=1,
               created_at=at),
-         Job(id="j" * 32, type="match_batch", owner_id=1, status="succeeded", idempotency_key="k-1",
-             params={"bank_id": 1, "threshold": 0.1, "nested": {"z": [1, None, "ü"], "a": True}},
-             total=2, done=1, failed=1, error=None, created_at=at, started_at=at, finished_at=at),
          Gallery(id=1, name="gallery", description=None, threshold=0.6123456789012345,
                  calibration={"far": 1e-4, "points": [[0.5, 0.01], [0.6, 0.001]]}, revision=2, created_by=2,
                  created_at=at)],
@@ -90,7 +87,11 @@ def previous_release(engine) -> None:
                     action="job.create", object_type="job", object_id="j" * 32, prev_hash="5" * 64,
                     row_hash="6" * 64)],
     ]
-    # The release's bank_records had none of 0002's columns, so its rows go in by name, not through today's model.
+    # The release's jobs and bank_records lacked later revisions' columns, so their rows go in by name, not
+    # through today's models.
+    jobs = [dict(id="j" * 32, type="match_batch", owner_id=1, status="succeeded", idempotency_key="k-1",
+                 params={"bank_id": 1, "threshold": 0.1, "nested": {"z": [1, None, "ü"], "a": True}},
+                 total=2, done=1, failed=1, error=None, created_at=at, started_at=at, finished_at=at)]
     records = [dict(id=1, bank_id=1, record_id="r1", victim_id="v1", pdq="e" * 64, md5="f" * 32, sha1="1" * 40,
                     sha256="2" * 64, labels=["adult", "known"],
                     extra_hashes={"pdq_regions": [{"x": 0, "y": 16, "size": 96, "hash": "ab" * 32}],
@@ -102,6 +103,7 @@ def previous_release(engine) -> None:
             session.add_all(rows)
             session.flush()
             if rows is steps[1]:
+                session.execute(sa.insert(Job.__table__), jobs)
                 session.execute(sa.insert(BankRecordRow.__table__), records)
         session.commit()
 

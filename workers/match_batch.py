@@ -7,6 +7,7 @@ import io
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from imaging import DecodeError, PdqHash, decode, digests, pdq_dihedral, signals
+from imaging.banks import spreadsheet_safe
 from imaging.matching import BankMatcher, Provenance, QueryHashes, bank_entry, match_banks, report_status
 from imaging.regions import QUERY_REGIONS, region_hashes
 from imaging.robust import query_variants
@@ -16,10 +17,22 @@ from workers.registry import (ItemOutcome, JobRequest, JobType, References, Uplo
                               load_upload_item, upload_items, validation_message)
 
 
+MAX_BANKS_PER_JOB = 100
+
+
 class MatchParams(BaseModel):
-    banks: list[str] = Field(min_length=1, description="Names of the banks to match against")
+    banks: list[str] = Field(min_length=1, description=f"Names of the banks to match against (at most "
+                                                        f"{MAX_BANKS_PER_JOB}; a name given twice counts once)")
     threshold: int | None = Field(None, ge=0, le=128, description="PDQ distance threshold; default: each bank's")
     dihedral: bool = Field(True, description="Also look up the 8 rotations/flips of each query")
+
+    @field_validator("banks")
+    @classmethod
+    def _distinct(cls, banks: list[str]) -> list[str]:
+        distinct = list(dict.fromkeys(banks))
+        if len(distinct) > MAX_BANKS_PER_JOB:
+            raise ValueError(f"at most {MAX_BANKS_PER_JOB} banks per job, not {len(distinct)}")
+        return distinct
 
 
 class HashInput(BaseModel):
@@ -139,7 +152,8 @@ def report_csv(items: list[dict]) -> str:
         base = {**{k: item.get(k) for k in ("name", "status", "sha256", "pdq", "quality")},
                 "error_code": error.get("code"), "error": error.get("message")}
         for match in item.get("matches") or [{}]:
-            writer.writerow({**base, **match, "tags": ";".join(match.get("tags") or ())})
+            row = {**base, **match, "tags": ";".join(match.get("tags") or ())}
+            writer.writerow({k: spreadsheet_safe(str(v)) if v is not None else None for k, v in row.items()})
     return out.getvalue()
 
 

@@ -20,10 +20,11 @@ def get_app(request: Request) -> Application:
 App = Annotated[Application, Depends(get_app)]
 
 
-def current_principal(app: App, authorization: Annotated[str | None, Header()] = None) -> Principal:
-    token = authorization.removeprefix("Bearer ").strip() if authorization and authorization.startswith("Bearer ") \
-        else None
-    return app.keys.authenticate(token)
+def current_principal(request: Request, app: App, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    scheme, _, token = (authorization or "").partition(" ")
+    who = app.keys.authenticate(token.strip() if scheme.lower() == "bearer" else None)  # schemes ignore case
+    request.state.principal = who  # so a refusal further on is audited with who was refused
+    return who
 
 
 def _role(*roles: str):

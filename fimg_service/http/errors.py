@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from fimg_service import errors
@@ -36,6 +37,9 @@ def http_status(request: Request, status: int) -> int:
     return HMA_STATUS.get(status, status) if request.url.path.startswith(HMA_PREFIX) else status
 
 
+REFUSALS = (errors.Unauthenticated, errors.Forbidden, errors.NotFound)  # audited: who was refused what
+
+
 def status_of(exc: errors.FimgError) -> int:
     for kind in type(exc).__mro__:
         if kind in STATUS:
@@ -46,7 +50,12 @@ def status_of(exc: errors.FimgError) -> int:
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.FimgError)
     async def _fimg(request: Request, exc: errors.FimgError):
-        return JSONResponse(exc.to_dict(), status_code=http_status(request, status_of(exc)))
+        status = http_status(request, status_of(exc))
+        if isinstance(exc, REFUSALS):
+            await run_in_threadpool(request.app.state.application.audit.refused,
+                                    getattr(request.state, "principal", None),
+                                    f"{request.method} {request.url.path}"[:200], exc.code, status)
+        return JSONResponse(exc.to_dict(), status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):

@@ -26,7 +26,7 @@ INSERT_BATCH = 5000
 def _job(row: Job) -> JobRecord:
     return JobRecord(row.id, row.type, row.owner_id, row.status, row.params, row.total, row.done, row.failed,
                      row.error, row.idempotency_key, as_utc(row.created_at), as_utc(row.started_at),
-                     as_utc(row.finished_at))
+                     as_utc(row.finished_at), row.request_sha256)
 
 
 def _item(row: JobItem) -> ItemRecord:
@@ -38,11 +38,12 @@ class JobRepository:
         self.session = session
 
     def create(self, owner_id: int | None, job_type: str, params: dict, items: Sequence[dict],
-               idempotency_key: str | None = None) -> JobRecord:
+               idempotency_key: str | None = None, request_sha256: str | None = None) -> JobRecord:
         """A queued job and its pending items (each {"name", "input"}); an idempotency key this owner already
         used is a Conflict."""
         row = Job(id=new_id(), type=job_type, owner_id=owner_id, params=params, total=len(items), done=0, failed=0,
-                  idempotency_key=idempotency_key, status="queued", created_at=utcnow())
+                  idempotency_key=idempotency_key, request_sha256=request_sha256, status="queued",
+                  created_at=utcnow())
         try:
             with self.session.begin_nested():
                 self.session.add(row)

@@ -75,6 +75,7 @@ class JobRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    request_sha256: str | None = None
 
 
 @dataclass(frozen=True)

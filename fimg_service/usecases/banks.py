@@ -80,7 +80,8 @@ class Banks(UseCases):
 
     def list(self, who: Principal) -> list[BankInfo]:
         require(who, CURATORS, "list banks")
-        with self.storage.read() as unit:
+        with self.storage.unit() as unit:
+            audit(unit, who, "list", "banks", "all")
             return unit.banks.list()
 
     def signal_counts(self, who: Principal) -> dict[str, int]:

@@ -9,8 +9,8 @@ from fimg_service.storage import Storage, Unit
 
 from fimg_service.roles import ADMINS, ARTISTS, CURATORS, HASHERS, ROLES
 
-__all__ = ["ADMINS", "ARTISTS", "CURATORS", "HASHERS", "ROLES", "Principal", "LOCAL_ADMIN", "require", "audit",
-           "UseCases"]
+__all__ = ["ADMINS", "ANONYMOUS", "ARTISTS", "CURATORS", "HASHERS", "ROLES", "Principal", "LOCAL_ADMIN", "require",
+           "audit", "UseCases"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class Principal:
 
 
 LOCAL_ADMIN = Principal(key_id=None, name="local-cli", role="admin")
+ANONYMOUS = Principal(key_id=None, name="anonymous", role="none")  # a request without a valid key
 
 
 def require(who: Principal, roles: tuple[str, ...], what: str = "do this") -> None:

@@ -60,7 +60,8 @@ class Galleries(UseCases):
 
     def list(self, who: Principal) -> list[GalleryInfo]:
         require(who, CURATORS, "list galleries")
-        with self.storage.read() as unit:
+        with self.storage.unit() as unit:
+            audit(unit, who, "list", "galleries", "all")
             return unit.galleries.list()
 
     def enrol(self, who: Principal, name: str, subject_id: str, label: str | None,

@@ -31,9 +31,12 @@ class Hashing(UseCases):
     def hash_file(self, who: Principal, data: bytes) -> dict:
         require(who, HASHERS, "hash files")
         try:
-            return self.pool().hash_file(data)
+            hashes = self.pool().hash_file(data)
         except DecodeError as exc:
             raise InvalidInput(str(exc), code=exc.code) from None
+        with self.storage.unit() as unit:
+            audit(unit, who, "hash", "file", "-", {"bytes": len(data)})
+        return hashes
 
     def lookup(self, who: Principal, signals: dict[str, str], banks: list[str] | None,
                threshold: int | None = None) -> list[dict]:

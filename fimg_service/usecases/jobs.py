@@ -5,6 +5,8 @@ ids leak nothing.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
 
@@ -21,6 +23,20 @@ from workers.registry import JobRequest, JobType, get_job_type, invalid_params, 
 
 
 REPORT_FORMATS = ("json", "csv")
+
+
+def request_fingerprint(job_type: str, request: JobRequest, params: dict) -> str:
+    canonical = json.dumps({"type": job_type, "inputs": request.inputs, "hashes": request.hashes, "params": params},
+                           sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def same_request(earlier: JobRecord, fingerprint: str) -> JobRecord:
+    """The job an idempotency key made, if this request is the one it was made for (IETF idempotency draft)."""
+    if earlier.request_sha256 not in (None, fingerprint):
+        raise InvalidInput("this Idempotency-Key was used for a different request; use a new key",
+                           code="idempotency_key_reused")
+    return earlier
 
 
 def report_item(item: ItemRecord) -> dict:
@@ -49,18 +65,20 @@ class Jobs(UseCases):
             raise invalid_params(exc) from None
         self._check_references(spec, typed)
         items = spec.build_items(request, typed, self.uploads.resolver(who))
+        fingerprint = request_fingerprint(job_type, request, typed.model_dump(mode="json"))
         try:
             with self.storage.unit() as unit:
                 if idempotency_key and (earlier := unit.jobs.by_idempotency_key(who.key_id, idempotency_key)):
-                    return earlier
-                job = unit.jobs.create(who.key_id, job_type, typed.model_dump(mode="json"), items, idempotency_key)
+                    return same_request(earlier, fingerprint)
+                job = unit.jobs.create(who.key_id, job_type, typed.model_dump(mode="json"), items, idempotency_key,
+                                       fingerprint)
                 audit(unit, who, "create", "job", job.id, {"type": job_type, "items": len(items)})
         except Conflict:  # a concurrent request with the same key won the race
             with self.storage.read() as unit:
                 earlier = unit.jobs.by_idempotency_key(who.key_id, idempotency_key)
             if earlier is None:
                 raise
-            return earlier
+            return same_request(earlier, fingerprint)
         self.wake()
         return job
 
@@ -73,7 +91,8 @@ class Jobs(UseCases):
                 get_gallery(unit, name)
 
     def list(self, who: Principal, status: str | None = None, limit: int = 100, offset: int = 0) -> list[JobRecord]:
-        with self.storage.read() as unit:
+        with self.storage.unit() as unit:
+            audit(unit, who, "list", "jobs", status or "all", {"offset": offset, "limit": limit})
             return unit.jobs.list(who.key_id, status, limit, offset, all_owners=who.is_admin)
 
     @staticmethod
@@ -121,8 +140,10 @@ class Jobs(UseCases):
         return job
 
     def artifacts(self, who: Principal, job_id: str) -> list[ArtifactRecord]:
-        with self.storage.read() as unit:
-            return unit.jobs.artifacts(self._owned(unit, who, job_id).id)
+        with self.storage.unit() as unit:
+            job = self._owned(unit, who, job_id)
+            audit(unit, who, "list", "artifacts", job.id)
+            return unit.jobs.artifacts(job.id)
 
     def artifact(self, who: Principal, job_id: str, name: str) -> tuple[ArtifactRecord, bytes]:
         with self.storage.unit() as unit:

@@ -5,9 +5,9 @@ import hashlib
 import secrets
 from pathlib import Path
 
-from fimg_service.errors import InvalidInput, Unauthenticated
+from fimg_service.errors import Conflict, InvalidInput, Unauthenticated
 from fimg_service.storage.records import AuditRecord, KeyRecord
-from fimg_service.usecases.base import ADMINS, ROLES, Principal, UseCases, audit, require
+from fimg_service.usecases.base import ADMINS, ANONYMOUS, ROLES, Principal, UseCases, audit, require
 from fimg_service.usecases.rules import MAX_LABEL, check_text
 
 KEY_PREFIX = "fimg_"
@@ -42,12 +42,17 @@ class Keys(UseCases):
 
     def list(self, who: Principal) -> list[KeyRecord]:
         require(who, ADMINS, "list API keys")
-        with self.storage.read() as unit:
+        with self.storage.unit() as unit:
+            audit(unit, who, "list", "api_keys", "all")
             return unit.keys.list()
 
     def revoke(self, who: Principal, key_id: int) -> KeyRecord:
         require(who, ADMINS, "revoke API keys")
         with self.storage.unit() as unit:
+            active_admins = [k.id for k in unit.keys.list() if k.role in ADMINS and not k.revoked]
+            if active_admins == [key_id]:
+                raise Conflict("this is the last admin key: create another admin key before revoking it",
+                               code="last_admin")
             key = unit.keys.revoke(key_id)
             audit(unit, who, "revoke", "api_key", key_id)
         return key
@@ -67,10 +72,21 @@ class Keys(UseCases):
 class Audit(UseCases):
     def entries(self, who: Principal, limit: int = 100, offset: int = 0) -> list[AuditRecord]:
         require(who, ADMINS, "read the audit log")
+        with self.storage.unit() as unit:
+            audit(unit, who, "read", "audit_log", f"{offset}+{limit}")
         with self.storage.read() as unit:
             return unit.audit.entries(limit, offset)
 
     def verify(self, who: Principal) -> tuple[bool, int | None, int]:
         require(who, ADMINS, "verify the audit log")
+        with self.storage.unit() as unit:
+            audit(unit, who, "verify", "audit_log", "all")
         with self.storage.read() as unit:
             return unit.audit.verify()
+
+    def refused(self, who: Principal | None, route: str, code: str, status: int) -> None:
+        """A refused request: who (or "anonymous"), what they asked for and why; the caller's mistake is audited
+        like its success would have been."""
+        actor = who or ANONYMOUS
+        with self.storage.unit() as unit:
+            audit(unit, actor, "refused", "route", route, {"code": code, "status": status})
