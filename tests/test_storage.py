@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from fimg_service.errors import Conflict, NotFound
 from fimg_service.storage import ITEM_DONE, ITEM_ERROR, Storage
+from fimg_service.storage.audit import ChainReport
 from fimg_service.storage.migrate import upgrade
 from fimg_service.storage.records import StoredRecord
 
@@ -52,7 +53,7 @@ def test_unit_rolls_back_the_change_with_its_audit_row(storage):
             unit.audit.append(None, "t", "admin", "create", "bank", "b")
             raise RuntimeError("failure after the change")
     with storage.read() as unit:
-        assert unit.banks.get("b") is None and unit.audit.count() == 0
+        assert unit.banks.get("b") is None and unit.audit.entries() == []
 
 
 def test_job_state_machine_and_exactly_once_results(storage):
@@ -114,22 +115,78 @@ def test_audit_chain_survives_concurrent_writers_and_detects_edits(storage):
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(write, range(40)))
+    assert storage.verify_audit() == ChainReport(True, None, 40)
     with storage.read() as unit:
-        assert unit.audit.verify() == (True, None, 40)
         entries = unit.audit.entries(limit=1000)
     assert {e.object_id for e in entries} == {f"job-{i}" for i in range(40)}
     with storage.engine.begin() as conn:
         conn.execute(sa.text("UPDATE audit_log SET object_id = 'other' WHERE id = :id"), {"id": entries[10].id})
-    with storage.read() as unit:
-        intact, bad_id, checked = unit.audit.verify()
-    assert not intact and bad_id == entries[10].id and checked == 10
+    assert storage.verify_audit() == ChainReport(False, entries[10].id, 10, "edited")
     with storage.engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM audit_log WHERE id = :id"), {"id": entries[20].id})
         conn.execute(sa.text("UPDATE audit_log SET object_id = :o WHERE id = :id"),
                      {"o": entries[10].object_id, "id": entries[10].id})
+    report = storage.verify_audit()
+    assert not report.intact and report.first_bad_id == entries[21].id and report.problem == "edited"
+
+
+def append(storage, n: int) -> list:
+    for i in range(n):
+        with storage.unit() as unit:
+            unit.audit.append(None, "local-cli", "admin", "read", "job", f"job-{i}")
     with storage.read() as unit:
-        intact, bad_id, _ = unit.audit.verify()
-    assert not intact and bad_id == entries[21].id
+        return unit.audit.entries(limit=1000)
+
+
+def test_deleting_the_newest_audit_rows_is_seen(storage):
+    entries = append(storage, 5)
+    with storage.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM audit_log WHERE id >= :id"), {"id": entries[3].id})
+    report = storage.verify_audit()
+    assert (report.intact, report.problem, report.first_bad_id, report.checked) == (False, "truncated",
+                                                                                   entries[4].id, 3)
+
+
+def test_a_row_rewritten_with_the_chain_recomputed_without_the_key_is_seen(storage):
+    """The attacker can write the table but not read the key: the best they can do is a plain SHA-256 chain."""
+    from fimg_service.storage.audit import GENESIS_HASH, _fields, unkeyed_row_hash
+    from fimg_service.storage.schema import AuditEntry
+
+    append(storage, 4)
+    with storage.db._sessions() as session, session.begin():
+        prev_hash = GENESIS_HASH
+        for entry in session.scalars(sa.select(AuditEntry).order_by(AuditEntry.id)):
+            if entry.object_id == "job-1":
+                entry.object_id = "job-other"
+            entry.prev_hash = prev_hash
+            entry.row_hash = unkeyed_row_hash(prev_hash, _fields(entry))
+            prev_hash = entry.row_hash
+    report = storage.verify_audit()
+    assert not report.intact and report.problem == "edited"
+
+
+def test_a_chain_from_before_keys_still_verifies_up_to_its_first_keyed_row(storage):
+    from fimg_service.storage.audit import GENESIS_HASH, unkeyed_row_hash
+
+    at = "2026-01-01T00:00:00+00:00"
+    fields = {"at": at, "actor_id": None, "actor_name": "local-cli", "role": "admin", "action": "create",
+              "object_type": "bank", "object_id": "b", "detail": "{}"}
+    old_hash = unkeyed_row_hash(GENESIS_HASH, fields)
+    with storage.engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO audit_log (at, actor_id, actor_name, role, action, object_type, object_id,"
+                             " detail, prev_hash, row_hash) VALUES (:at, NULL, 'local-cli', 'admin', 'create', "
+                             "'bank', 'b', '{}', :prev, :hash)"), {"at": at, "prev": GENESIS_HASH, "hash": old_hash})
+    append(storage, 2)
+    assert storage.verify_audit() == ChainReport(True, None, 3)
+
+
+def test_the_key_and_checkpoint_files_are_private(storage):
+    append(storage, 1)
+    for name in ("audit.key", "audit.checkpoint"):
+        assert (storage.data_dir / name).stat().st_mode & 0o777 == 0o600, name
+    checkpoint = storage.data_dir / "audit.checkpoint"
+    checkpoint.write_text(checkpoint.read_text().replace('"id": 1', '"id": 9'))
+    assert storage.verify_audit().problem == "checkpoint"
 
 
 def test_galleries_keep_subjects_and_delete_embeddings(storage):

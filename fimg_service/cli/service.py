@@ -256,9 +256,13 @@ def cmd_jobs_show(args) -> int:
 
 
 def cmd_audit_verify(args) -> int:
-    intact, bad_id, checked = open_app().audit.verify(LOCAL_ADMIN)
-    if intact:
-        print(f"audit log intact: {checked} entries")
+    report = open_app().audit.verify(LOCAL_ADMIN)
+    if report.intact:
+        print(f"audit log intact: {report.checked} entries")
         return 0
-    print(f"audit log TAMPERED: entry {bad_id} does not match the chain ({checked} entries verified before it)")
+    print(f"audit log TAMPERED ({report.problem}): " + {
+        "edited": f"entry {report.first_bad_id} does not match the keyed chain",
+        "truncated": f"entry {report.first_bad_id}, the newest one checkpointed, is gone",
+        "checkpoint": "the checkpoint file was altered",
+    }[report.problem] + f" ({report.checked} entries verified before it)")
     return 1

@@ -60,8 +60,9 @@ def make_engine(url: str) -> sa.Engine:
 
 
 class Database:
-    def __init__(self, url: str):
+    def __init__(self, url: str, audit_key: bytes):
         self.url = url
+        self.audit_key = audit_key
         self.engine = make_engine(url)
         self.is_sqlite = url.startswith("sqlite")
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -85,7 +86,7 @@ class Database:
     def _unit(self, session: Session) -> Unit:
         return Unit(session, KeyRepository(session), UploadRepository(session), BankRepository(session),
                     JobRepository(session), GalleryRepository(session),
-                    AuditRepository(session, serialise=not self.is_sqlite))
+                    AuditRepository(session, serialise=not self.is_sqlite, key=self.audit_key))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -6,6 +6,7 @@ import secrets
 from pathlib import Path
 
 from fimg_service.errors import Conflict, InvalidInput, Unauthenticated
+from fimg_service.storage.audit import ChainReport
 from fimg_service.storage.records import AuditRecord, KeyRecord
 from fimg_service.usecases.base import ADMINS, ANONYMOUS, ROLES, Principal, UseCases, audit, require
 from fimg_service.usecases.rules import MAX_LABEL, check_text
@@ -77,12 +78,13 @@ class Audit(UseCases):
         with self.storage.read() as unit:
             return unit.audit.entries(limit, offset)
 
-    def verify(self, who: Principal) -> tuple[bool, int | None, int]:
+    def verify(self, who: Principal) -> ChainReport:
+        """Whether the chain is intact: no row edited or recomputed without the key, none of the newest deleted."""
         require(who, ADMINS, "verify the audit log")
+        report = self.storage.verify_audit()
         with self.storage.unit() as unit:
-            audit(unit, who, "verify", "audit_log", "all")
-        with self.storage.read() as unit:
-            return unit.audit.verify()
+            audit(unit, who, "verify", "audit_log", "all", {"intact": report.intact, "problem": report.problem})
+        return report
 
     def refused(self, who: Principal | None, route: str, code: str, status: int) -> None:
         """A refused request: who (or "anonymous"), what they asked for and why; the caller's mistake is audited

@@ -32,5 +32,6 @@ def audit_log(who: Admin, app: App, limit: int = Query(100, ge=1, le=1000),
 
 @router.get("/v1/audit/verify")
 def audit_verify(who: Admin, app: App) -> dict:
-    intact, bad_id, checked = app.audit.verify(who)
-    return {"intact": intact, "first_bad_id": bad_id, "checked": checked}
+    report = app.audit.verify(who)
+    return {"intact": report.intact, "first_bad_id": report.first_bad_id, "checked": report.checked,
+            "problem": report.problem}
