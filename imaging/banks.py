@@ -260,6 +260,15 @@ def _header_problem(header: list[str], columns: tuple[str, ...], required: str) 
     return None
 
 
+def json_problem(error: ValueError | RecursionError) -> str:
+    """Why a line is not usable JSON, for its RowError: bad syntax, a number too long to read, or nesting too deep."""
+    if isinstance(error, json.JSONDecodeError):
+        return f"{error.msg} (column {error.colno})"
+    if isinstance(error, RecursionError):
+        return "nested too deeply"
+    return "a number has too many digits"
+
+
 def _jsonl_rows(text: str) -> list[Row]:
     rows: list[Row] = []
     for number, line in enumerate(text.split("\n"), start=1):
@@ -268,8 +277,8 @@ def _jsonl_rows(text: str) -> list[Row]:
             continue
         try:
             value = json.loads(line)
-        except json.JSONDecodeError as error:
-            rows.append((number, RowError(number, f"invalid JSON: {error.msg} (column {error.colno})")))
+        except (ValueError, RecursionError) as error:
+            rows.append((number, RowError(number, f"invalid JSON: {json_problem(error)}")))
             continue
         if not isinstance(value, dict):
             rows.append((number, RowError(number, f"expected a JSON object, got {type(value).__name__}")))
@@ -387,8 +396,8 @@ def _extra_hashes(value: Any) -> dict[str, list[str]]:
     if isinstance(value, str):
         try:
             value = json.loads(value) if value.strip() else None
-        except json.JSONDecodeError as error:
-            raise InvalidRow(f"extra_hashes is not JSON: {error.msg} (column {error.colno})") from None
+        except (ValueError, RecursionError) as error:
+            raise InvalidRow(f"extra_hashes is not JSON: {json_problem(error)}") from None
     if value is None:
         return {}
     if not isinstance(value, dict):

@@ -74,3 +74,22 @@ def test_an_idempotency_key_reused_with_another_body_is_refused(service):
     other = service.client.post("/v1/jobs", json={**body, "hashes": [{"name": "y", "md5": "1" * 32}]},
                                 headers=headers)
     assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+
+
+def test_json_too_long_or_too_deep_is_a_client_error(service):
+    analyst = service.auth("analyst")
+    service.client.post("/v1/banks", json={"name": "b"}, headers=analyst)
+    lines = ('{"record_id": "ok", "md5": "%s"}\n' % ("0" * 32) + '{"record_id": "n", "x": %s}\n' % ("9" * 5000)
+             + '{"record_id": %s1%s}\n' % ("[" * 3000, "]" * 3000))
+    response = service.client.post("/v1/banks/b/records", content=lines,
+                                   headers={**analyst, "Content-Type": "application/x-ndjson"})
+    assert response.status_code == 200, response.text
+    assert response.json()["imported"] == 1
+    assert [(r["line"], r["message"]) for r in response.json()["rejected"]] == [
+        (2, "invalid JSON: a number has too many digits"), (3, "invalid JSON: nested too deeply")]
+    for body in ('{"type": "match_batch", "params": {"threshold": %s}}' % ("9" * 5000),
+                 '{"type": "match_batch", "params": %s1%s}' % ("[" * 3000, "]" * 3000)):
+        response = service.client.post("/v1/jobs", content=body,
+                                       headers={**analyst, "Content-Type": "application/json"})
+        assert 400 <= response.status_code < 500, (response.status_code, response.text[:200])
+        assert set(response.json()) >= {"code", "message"}

@@ -201,3 +201,15 @@ def test_galleries_keep_subjects_and_delete_embeddings(storage):
         assert [f.subject_id for f in unit.galleries.faces(gallery.id)] == ["s2"]
         assert unit.galleries.delete_subject(gallery.id, "s1") == 0
         assert unit.galleries.get("case-1").revision == 2
+
+
+def test_the_database_file_and_blobs_are_private(tmp_path):
+    storage = Storage(f"sqlite:///{tmp_path / 'data' / 'fimg.db'}", tmp_path / "data")
+    try:
+        upgrade(storage.engine)
+        sha = storage.blobs.put(b"image bytes")
+        assert (tmp_path / "data" / "fimg.db").stat().st_mode & 0o777 == 0o600
+        assert storage.blobs.path(sha).stat().st_mode & 0o777 == 0o600
+        assert storage.blobs.path(sha).parent.stat().st_mode & 0o777 == 0o700
+    finally:
+        storage.close()

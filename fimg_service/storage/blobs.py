@@ -16,7 +16,7 @@ from fimg_service.errors import NotFound
 class BlobStore:
     def __init__(self, directory: Path | str):
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def path(self, sha256: str) -> Path:
         return self.directory / sha256[:2] / sha256[2:4] / sha256
@@ -25,8 +25,8 @@ class BlobStore:
         sha256 = hashlib.sha256(data).hexdigest()
         path = self.path(sha256)
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent)  # 0600: the service's user only
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
             os.replace(tmp, path)

@@ -7,6 +7,7 @@ writer got there first. `Database.read()` is a plain read transaction.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,6 +39,14 @@ class Unit:
     audit: AuditRepository
 
 
+def _create_private(path: str | None) -> None:
+    """The SQLite file, readable by the service's user only (SQLite gives its -wal and -shm files the same mode)."""
+    if not path or path == ":memory:" or os.path.exists(path):
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
 def make_engine(url: str) -> sa.Engine:
     if not url.startswith("sqlite"):
         return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -63,6 +72,8 @@ class Database:
     def __init__(self, url: str, audit_key: bytes):
         self.url = url
         self.audit_key = audit_key
+        if url.startswith("sqlite"):
+            _create_private(sa.make_url(url).database)
         self.engine = make_engine(url)
         self.is_sqlite = url.startswith("sqlite")
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
