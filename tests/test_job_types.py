@@ -16,11 +16,12 @@ from workers.registry import JobRequest, get_job_type, job_types
 
 
 def resolver(*owned: str):
-    def resolve(upload_id: str) -> UploadRecord:
-        if upload_id not in owned:
-            raise NotFound(f"no upload with id {upload_id!r}")
-        return UploadRecord(upload_id, 1, f"{upload_id}.jpg", upload_id[0] * 64, 10, "JPEG", 4, 4,
-                            datetime.now(timezone.utc))
+    def resolve(upload_ids) -> list[UploadRecord]:
+        missing = [upload_id for upload_id in upload_ids if upload_id not in owned]
+        if missing:
+            raise NotFound(f"no upload with id {missing[0]!r}")
+        return [UploadRecord(upload_id, 1, f"{upload_id}.jpg", upload_id[0] * 64, 10, "JPEG", 4, 4,
+                             datetime.now(timezone.utc)) for upload_id in upload_ids]
     return resolve
 
 

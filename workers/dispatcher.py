@@ -161,7 +161,7 @@ class Dispatcher:
             pending = unit.jobs.count_pending(job.id)
             record = unit.jobs.get(job.id)
             every_item_failed = pending == 0 and record.failed == record.total > 0
-            first_error = unit.jobs.items(job.id)[0].result["error"]["message"] if every_item_failed else None
+            first_error = unit.jobs.first_item(job.id).result["error"]["message"] if every_item_failed else None
         if pending == 0:
             status = "failed" if every_item_failed else "succeeded"
             self._set_status(job.id, status, error=first_error, only_from=("running",))

@@ -15,7 +15,7 @@ Two halves of a job type run in different places:
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,9 +36,10 @@ class JobRequest:
 
 
 class UploadResolver(Protocol):
-    """An upload the caller may use, or NotFound (another owner's upload is not found either)."""
+    """The uploads the caller may use, in the order asked, or NotFound for the first that is not one of them
+    (another owner's upload is not found either)."""
 
-    def __call__(self, upload_id: str) -> UploadRecord: ...
+    def __call__(self, upload_ids: Sequence[str]) -> list[UploadRecord]: ...
 
 
 @dataclass(frozen=True)
@@ -113,13 +114,10 @@ def get_job_type(name: str) -> JobType:
     return types[name]
 
 
-def upload_items(uploads: UploadResolver, upload_ids: tuple[str, ...] | list[str]) -> list[dict]:
+def upload_items(uploads: UploadResolver, upload_ids: Sequence[str]) -> list[dict]:
     """Items from upload ids: the name and blob digest each item reads (ownership is the resolver's)."""
-    items = []
-    for upload_id in upload_ids:
-        upload = uploads(upload_id)
-        items.append({"name": upload.name, "input": {"upload": upload.id, "sha256": upload.sha256}})
-    return items
+    return [{"name": upload.name, "input": {"upload": upload.id, "sha256": upload.sha256}}
+            for upload in uploads(upload_ids)]
 
 
 def load_upload_item(storage: Any, item_input: dict) -> dict:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from fimg_service.errors import Conflict
 from fimg_service.storage.records import BankInfo, StoredRecord
+from imaging.signals import HASH_COLUMNS
 from fimg_service.storage.schema import Bank, BankRecordRow, as_utc, utcnow
 
 INSERT_BATCH = 5000
@@ -59,13 +60,16 @@ class BankRepository:
             sa.select(BankRecordRow.bank_id, sa.func.count()).group_by(BankRecordRow.bank_id)).all())
         return [_info(b, counts.get(b.id, 0)) for b in self.session.scalars(sa.select(Bank).order_by(Bank.name))]
 
+    def names(self) -> list[str]:
+        return list(self.session.scalars(sa.select(Bank.name).order_by(Bank.name)))
+
     def _count(self, bank_id: int) -> int:
         return self.session.scalar(sa.select(sa.func.count()).select_from(BankRecordRow)
                                    .where(BankRecordRow.bank_id == bank_id))
 
     def hash_counts(self) -> dict[str, int]:
         """How many records of every bank carry each hash column."""
-        columns = {kind: getattr(BankRecordRow, kind) for kind in ("pdq", "md5", "sha1", "sha256")}
+        columns = {kind: getattr(BankRecordRow, kind) for kind in HASH_COLUMNS}
         row = self.session.execute(sa.select(*(sa.func.count(column) for column in columns.values()))).one()
         return dict(zip(columns, row))
 

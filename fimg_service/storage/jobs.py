@@ -126,6 +126,10 @@ class JobRepository:
         return dict(self.session.execute(sa.select(JobItem.idx, JobItem.attempts).where(
             JobItem.job_id == job_id, JobItem.idx.in_(indices))).all())
 
+    def first_item(self, job_id: str) -> ItemRecord | None:
+        row = self.session.scalar(sa.select(JobItem).where(JobItem.job_id == job_id).order_by(JobItem.idx).limit(1))
+        return None if row is None else _item(row)
+
     def items(self, job_id: str) -> list[ItemRecord]:
         query = sa.select(JobItem).where(JobItem.job_id == job_id).order_by(JobItem.idx)
         return [_item(row) for row in self.session.scalars(query)]

@@ -1,10 +1,16 @@
 """Uploaded files: a row per upload; the bytes live once, by SHA-256, in the blob store."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from fimg_service.storage.records import UploadRecord
 from fimg_service.storage.schema import Upload, as_utc, new_id, utcnow
+
+
+QUERY_BATCH = 1000  # ids per IN (...): well inside every database's bound on parameters
 
 
 def _record(row: Upload) -> UploadRecord:
@@ -24,6 +30,10 @@ class UploadRepository:
         self.session.flush()
         return _record(row)
 
-    def get(self, upload_id: str) -> UploadRecord | None:
-        row = self.session.get(Upload, upload_id)
-        return None if row is None else _record(row)
+    def get_many(self, upload_ids: Iterable[str]) -> dict[str, UploadRecord]:
+        """{id: upload} of those that exist."""
+        ids, found = list(upload_ids), {}
+        for start in range(0, len(ids), QUERY_BATCH):
+            rows = self.session.scalars(sa.select(Upload).where(Upload.id.in_(ids[start:start + QUERY_BATCH])))
+            found.update((row.id, _record(row)) for row in rows)
+        return found

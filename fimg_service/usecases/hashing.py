@@ -48,7 +48,7 @@ class Hashing(UseCases):
         if banks is not None and not banks:
             raise InvalidInput("name at least one bank", code="invalid_input")
         with self.storage.read() as unit:
-            names = [bank.name for bank in unit.banks.list()] if banks is None else banks
+            names = unit.banks.names() if banks is None else banks
             for name in names:
                 get_bank(unit, name)
         matches = self.pool().lookup(signals, names, threshold) if names else []

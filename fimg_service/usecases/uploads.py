@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from fimg_service.errors import InvalidInput, NotFound, TooLarge, problem
 from fimg_service.storage.records import UploadRecord
@@ -88,14 +88,21 @@ class Uploads(UseCases):
 
     def get(self, who: Principal, upload_id: str) -> UploadRecord:
         """One of the caller's uploads (any, for an admin); another's answers NotFound, so ids leak nothing."""
-        with self.storage.read() as unit:
-            upload = unit.uploads.get(upload_id)
-        if upload is None or not who.owns(upload.owner_id):
-            raise NotFound(f"no upload with id {upload_id!r}")
+        [upload] = self.get_many(who, [upload_id])
         return upload
 
+    def get_many(self, who: Principal, upload_ids: Sequence[str]) -> list[UploadRecord]:
+        """The caller's uploads in the order asked, read in one transaction; NotFound for the first that is not."""
+        with self.storage.read() as unit:
+            found = unit.uploads.get_many(set(upload_ids))
+        for upload_id in upload_ids:
+            upload = found.get(upload_id)
+            if upload is None or not who.owns(upload.owner_id):
+                raise NotFound(f"no upload with id {upload_id!r}")
+        return [found[upload_id] for upload_id in upload_ids]
+
     def resolver(self, who: Principal):
-        return lambda upload_id: self.get(who, upload_id)
+        return lambda upload_ids: self.get_many(who, upload_ids)
 
     def data(self, upload: UploadRecord) -> bytes:
         return self.storage.blobs.get(upload.sha256)

@@ -19,6 +19,7 @@ from fimg_service.errors import InvalidInput
 from fimg_service.http.deps import App, Curator, Hasher
 from fimg_service.storage.records import BankInfo, StoredRecord
 from imaging import PDQ_THRESHOLD, PdqHash
+from imaging.signals import HASH_COLUMNS
 
 router = APIRouter(prefix="/hma", tags=["hma"])
 CONTENT_ENABLED, CONTENT_DISABLED = 1, 0  # HMA's magic `disable_until_ts` values; any other is a unix time
@@ -42,7 +43,7 @@ def state_of(disable_until: int) -> tuple[bool, int | None]:
 
 
 def signals_of(record: StoredRecord) -> dict[str, str]:
-    return {kind: value for kind in ("pdq", "md5", "sha1", "sha256") if (value := getattr(record, kind))}
+    return {kind: value for kind in HASH_COLUMNS if (value := getattr(record, kind))}
 
 
 def content_json(bank: str, record: StoredRecord, include_signals: bool = False) -> dict:
