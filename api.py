@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from fimg_service import web
 from fimg_service.config import Settings
 from fimg_service.http import errors
 from fimg_service.http.limits import BodyLimitMiddleware
@@ -31,7 +32,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="fimg", version="0.1.0", lifespan=lifespan,
                   description="Forensic imaging and biometrics: hash matching, face biometrics, age progression.")
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
-    errors.install(app)
+    errors.install(app, pages={web.PREFIX: web.error_page})
     for router in ROUTERS:
         app.include_router(router)
+    web.install(app)
     return app

@@ -10,6 +10,7 @@ FIMG_AUTO_UPGRADE   1 (default): the service brings the database schema to head 
                     older schema and names the command (`fimg db upgrade`)
 FIMG_URL_HASH_HOSTS comma-separated hosts whose URLs the HMA-compatible routes may fetch and hash (default none:
                     the service fetches no URL)
+FIMG_SESSION_IDLE_MINUTES  a web session ends after this long unused (default 30)
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ class Settings:
     chunk_size: int
     auto_upgrade: bool = True
     url_hash_hosts: tuple[str, ...] = ()
+    session_idle_seconds: int = 30 * 60
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -64,4 +66,5 @@ class Settings:
             auto_upgrade=_bool_env("FIMG_AUTO_UPGRADE", True),
             url_hash_hosts=tuple(h.strip().lower() for h in os.environ.get("FIMG_URL_HASH_HOSTS", "").split(",")
                                  if h.strip()),
+            session_idle_seconds=max(1, _int_env("FIMG_SESSION_IDLE_MINUTES", 30) or 30) * 60,
         )

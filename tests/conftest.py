@@ -110,3 +110,59 @@ def create_key(application, name: str, role: str) -> str:
     from fimg_service.usecases import LOCAL_ADMIN
 
     return application.keys.create(LOCAL_ADMIN, name, role)[1]
+
+
+@dataclass
+class LiveService:
+    """The real app behind a real HTTP server on loopback, for a real browser."""
+
+    url: str
+    app: object  # the Application
+    keys: dict
+    database: str  # sqlite or postgresql
+
+
+def _serve(app) -> tuple[object, object, str]:
+    import threading
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the live service did not start")
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module", params=database_params())
+def live_service(request, ray_session, tmp_path_factory):
+    """One live service per module and database: the browser journeys of a module share it (the admin's audit
+    log shows what the artist and the analyst did)."""
+    from api import create_app
+
+    data_dir = tmp_path_factory.mktemp("live")
+    if request.param == "sqlite":
+        url = f"sqlite:///{data_dir / 'fimg.db'}"
+    else:
+        import sqlalchemy as sa
+
+        from fimg_service.storage.migrate import drop_all
+
+        engine = sa.create_engine(POSTGRES_URL)
+        drop_all(engine)
+        engine.dispose()
+        url = POSTGRES_URL
+    app = create_app(make_settings(url, data_dir / "data"))
+    server, thread, base_url = _serve(app)
+    application = app.state.application
+    keys = {role: create_key(application, f"web-{role}", role) for role in ("admin", "analyst", "artist")}
+    try:
+        yield LiveService(base_url, application, keys, request.param)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)

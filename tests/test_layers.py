@@ -13,7 +13,7 @@ import pytest
 
 from conftest import REPO_ROOT
 
-EDGES = ["api.py", "fimg_service/http", "fimg_service/cli"]
+EDGES = ["api.py", "fimg_service/http", "fimg_service/cli", "fimg_service/web"]
 CORES = ["imaging", "biometrics", "agepro", "models"]
 # The values use cases return are storage's frozen records; an edge may name their types.
 EDGE_MAY_IMPORT = {"fimg_service.storage.records"}

@@ -71,12 +71,7 @@ def previous_release(engine) -> None:
          Gallery(id=1, name="gallery", description=None, threshold=0.6123456789012345,
                  calibration={"far": 1e-4, "points": [[0.5, 0.01], [0.6, 0.001]]}, revision=2, created_by=2,
                  created_at=at)],
-        [JobItem(id=1, job_id="j" * 32, idx=0, name="a.jpg", input={"upload_id": "u" * 32}, status="done",
-                 result={"matches": [{"record_id": "r1", "distance": 3}], "quality": 87.5}, attempts=1,
-                 completions=1, node="node-1"),
-         JobItem(id=2, job_id="j" * 32, idx=1, name="b.jpg", input={"upload_id": "v" * 32}, status="error",
-                 result=None, attempts=3, completions=0, node=None),
-         Artifact(id=1, job_id="j" * 32, name="report.json", sha256="3" * 64, size=1234,
+        [Artifact(id=1, job_id="j" * 32, name="report.json", sha256="3" * 64, size=1234,
                   content_type="application/json"),
          GalleryFace(id=1, gallery_id=1, subject_id="s1", label="left", age_at_photo=7.25, source_sha256="4" * 64,
                      face_index=0, embedding=[i / 7 for i in range(128)], quality=0.1 + 0.2, created_at=at)],
@@ -87,8 +82,8 @@ def previous_release(engine) -> None:
                     action="job.create", object_type="job", object_id="j" * 32, prev_hash="5" * 64,
                     row_hash="6" * 64)],
     ]
-    # The release's jobs and bank_records lacked later revisions' columns, so their rows go in by name, not
-    # through today's models.
+    # The release's jobs, job_items and bank_records lacked later revisions' columns, so their rows go in by name,
+    # not through today's models.
     jobs = [dict(id="j" * 32, type="match_batch", owner_id=1, status="succeeded", idempotency_key="k-1",
                  params={"bank_id": 1, "threshold": 0.1, "nested": {"z": [1, None, "ü"], "a": True}},
                  total=2, done=1, failed=1, error=None, created_at=at, started_at=at, finished_at=at)]
@@ -98,6 +93,13 @@ def previous_release(engine) -> None:
                                   "phash": "0f" * 8, "note": "ünï"}),
                dict(id=2, bank_id=1, record_id="r2", victim_id=None, pdq=None, md5=None, sha1=None, sha256=None,
                     labels=[], extra_hashes={})]
+    items = [dict(id=1, job_id="j" * 32, idx=0, name="a.jpg", input={"upload_id": "u" * 32}, status="done",
+                  result={"status": "match", "quality": 87.5, "matches": [
+                      {"bank": "bank", "record_id": "r1", "kind": "pdq_crop", "distance": 9},
+                      {"bank": "bank", "record_id": "r2", "kind": "md5", "distance": 0}]},
+                  attempts=1, completions=1, node="node-1"),
+             dict(id=2, job_id="j" * 32, idx=1, name="b.jpg", input={"upload_id": "v" * 32}, status="error",
+                  result=None, attempts=3, completions=0, node=None)]
     with Session(engine) as session:
         for rows in steps:
             session.add_all(rows)
@@ -105,6 +107,7 @@ def previous_release(engine) -> None:
             if rows is steps[1]:
                 session.execute(sa.insert(Job.__table__), jobs)
                 session.execute(sa.insert(BankRecordRow.__table__), records)
+                session.execute(sa.insert(JobItem.__table__), items)
         session.commit()
 
 
@@ -128,7 +131,7 @@ def differences(engine) -> list:
 def test_previous_release_database_is_stamped_and_keeps_every_row(engine):
     previous_release(engine)
     inspector = sa.inspect(engine)
-    columns = {table: [c["name"] for c in inspector.get_columns(table)] for table in Base.metadata.tables}
+    columns = {table: [c["name"] for c in inspector.get_columns(table)] for table in table_names(engine)}
     before = snapshot(engine, columns)
     assert all(before.values()), "every table has rows to keep"
     assert migrate.current_revision(engine) is None
@@ -140,6 +143,9 @@ def test_previous_release_database_is_stamped_and_keeps_every_row(engine):
     with engine.connect() as connection:  # 0002: records of the old release are enabled, with no provenance
         assert connection.execute(sa.text("SELECT enabled, source, disabled_until FROM bank_records")).all() == [
             (True, None, None), (True, None, None)]
+        # 0004: a finished item's verdict and nearest match are filled in from its result
+        assert connection.execute(sa.text("SELECT verdict, kind, bank, distance FROM job_items ORDER BY idx")).all() \
+            == [("match", "md5", "bank", 0), (None, None, None, None)]
 
 
 def test_migrations_build_exactly_the_models(engine):
@@ -191,7 +197,8 @@ def test_database_with_only_some_tables_is_refused_and_left_alone(engine):
     with pytest.raises(SchemaUnrecognised, match=r"some of fimg's tables \(api_keys, uploads\) but not artifacts,"
                                                  r".* jobs, and no schema revision") as raised:
         migrate.upgrade(engine)
-    assert raised.value.detail["missing"] == sorted(set(Base.metadata.tables) - {"api_keys", "uploads"})
+    release_tables = set(Base.metadata.tables) - {"web_sessions"}  # the tables of the release before migrations
+    assert raised.value.detail["missing"] == sorted(release_tables - {"api_keys", "uploads"})
     assert table_names(engine) == {"api_keys", "uploads"}
     assert migrate.current_revision(engine) is None
 

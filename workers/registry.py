@@ -65,7 +65,10 @@ def invalid_job(message: str) -> InvalidInput:
 
 
 def invalid_params(exc: ValidationError) -> InvalidInput:
-    return InvalidInput(validation_message(exc, "params"), code="invalid_params")
+    fields = {}
+    for error in exc.errors():  # the first problem of each top-level field, for a form to show beside it
+        fields.setdefault(str(error["loc"][0]) if error["loc"] else "params", error["msg"])
+    return InvalidInput(validation_message(exc, "params"), code="invalid_params", fields=fields)
 
 
 def validation_message(exc: ValidationError, prefix: str) -> str:

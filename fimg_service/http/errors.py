@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -47,7 +48,19 @@ def status_of(exc: errors.FimgError) -> int:
     return 400
 
 
-def install(app: FastAPI) -> None:
+ErrorPage = Callable[[Request, errors.FimgError, int], Response]
+
+
+def install(app: FastAPI, pages: dict[str, ErrorPage] | None = None) -> None:
+    """The error handlers; under each prefix of `pages` (the web interface) errors are shown by its renderer."""
+    pages = pages or {}
+
+    def respond(request: Request, exc: errors.FimgError, status: int, headers: dict | None = None) -> Response:
+        for prefix, page in pages.items():
+            if request.url.path == prefix or request.url.path.startswith(prefix + "/"):
+                return page(request, exc, status)
+        return JSONResponse(exc.to_dict(), status_code=status, headers=headers)
+
     @app.exception_handler(errors.FimgError)
     async def _fimg(request: Request, exc: errors.FimgError):
         status = http_status(request, status_of(exc))
@@ -55,20 +68,20 @@ def install(app: FastAPI) -> None:
             await run_in_threadpool(request.app.state.application.audit.refused,
                                     getattr(request.state, "principal", None),
                                     f"{request.method} {request.url.path}"[:200], exc.code, status)
-        return JSONResponse(exc.to_dict(), status_code=status)
+        return respond(request, exc, status)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
         problems = [{"loc": [str(p) for p in e.get("loc", ())], "message": e.get("msg", "")} for e in exc.errors()]
         message = "; ".join(f"{'.'.join(p['loc'])}: {p['message']}" for p in problems)
-        return JSONResponse(errors.problem("invalid_request", message, problems=problems),
-                            status_code=http_status(request, 422))
+        return respond(request, errors.InvalidInput(message, code="invalid_request", problems=problems),
+                       http_status(request, 422))
 
     @app.exception_handler(HTTPException)
-    async def _http(_request: Request, exc: HTTPException):
+    async def _http(request: Request, exc: HTTPException):
         code = HTTP_CODES.get(exc.status_code, "http_error")
-        return JSONResponse(errors.problem(code, str(exc.detail)), status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return respond(request, errors.FimgError(str(exc.detail), code=code), exc.status_code,
+                       getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception):

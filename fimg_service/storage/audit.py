@@ -147,9 +147,15 @@ class AuditRepository:
         self.session.flush()
         self.newest = Checkpoint(entry.id, entry.row_hash)
 
-    def entries(self, limit: int = 100, offset: int = 0) -> list[AuditRecord]:
-        rows = self.session.scalars(sa.select(AuditEntry).order_by(AuditEntry.id).offset(offset).limit(limit))
-        return [_record(r) for r in rows]
+    def entries(self, limit: int = 100, offset: int = 0, actor: str | None = None, action: str | None = None,
+                object_type: str | None = None, newest_first: bool = False) -> list[AuditRecord]:
+        query = sa.select(AuditEntry)
+        for column, value in ((AuditEntry.actor_name, actor), (AuditEntry.action, action),
+                              (AuditEntry.object_type, object_type)):
+            if value is not None:
+                query = query.where(column == value)
+        order = AuditEntry.id.desc() if newest_first else AuditEntry.id
+        return [_record(r) for r in self.session.scalars(query.order_by(order).offset(offset).limit(limit))]
 
     def verify(self, checkpoint: Checkpoint | None) -> ChainReport:
         """Walk the chain: every row's link and (keyed, or before any keyed row, plain) hash, then the checkpoint:

@@ -21,6 +21,7 @@ from fimg_service.storage.banks import BankRepository
 from fimg_service.storage.galleries import GalleryRepository
 from fimg_service.storage.jobs import JobRepository
 from fimg_service.storage.keys import KeyRepository
+from fimg_service.storage.sessions import SessionRepository
 from fimg_service.storage.uploads import UploadRepository
 
 SQLITE_IMMEDIATE = "fimg_sqlite_immediate"
@@ -37,6 +38,7 @@ class Unit:
     jobs: JobRepository
     galleries: GalleryRepository
     audit: AuditRepository
+    sessions: SessionRepository
 
 
 def _create_private(path: str | None) -> None:
@@ -97,7 +99,8 @@ class Database:
     def _unit(self, session: Session) -> Unit:
         return Unit(session, KeyRepository(session), UploadRepository(session), BankRepository(session),
                     JobRepository(session), GalleryRepository(session),
-                    AuditRepository(session, serialise=not self.is_sqlite, key=self.audit_key))
+                    AuditRepository(session, serialise=not self.is_sqlite, key=self.audit_key),
+                    SessionRepository(session))
 
     def close(self) -> None:
         self.engine.dispose()

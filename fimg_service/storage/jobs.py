@@ -23,6 +23,20 @@ ITEM_DONE, ITEM_ERROR = "done", "error"
 INSERT_BATCH = 5000
 
 
+REPORT_SORTS = {"index": (JobItem.idx,), "distance": (JobItem.distance, JobItem.idx),
+                "name": (JobItem.name, JobItem.idx), "status": (JobItem.verdict, JobItem.idx)}
+
+
+def item_summary(result: dict | None) -> dict[str, Any]:
+    """The verdict and best match of an item result (the nearest match; ties to the first bank and record),
+    as the columns a report page filters and sorts on."""
+    result = result or {}
+    matches = [m for m in result.get("matches") or () if isinstance(m, dict) and m.get("distance") is not None]
+    best = min(matches, key=lambda m: (m["distance"], str(m.get("bank")), str(m.get("record_id"))), default={})
+    return {"verdict": str(result.get("status") or "")[:20] or None, "kind": best.get("kind"),
+            "bank": best.get("bank"), "distance": best.get("distance")}
+
+
 def _job(row: Job) -> JobRecord:
     return JobRecord(row.id, row.type, row.owner_id, row.status, row.params, row.total, row.done, row.failed,
                      row.error, row.idempotency_key, as_utc(row.created_at), as_utc(row.started_at),
@@ -112,7 +126,7 @@ class JobRepository:
                 sa.update(JobItem)
                 .where(JobItem.job_id == job_id, JobItem.idx == res["idx"], JobItem.status == ITEM_PENDING)
                 .values(status=res["status"], result=res["result"], node=node,
-                        completions=JobItem.completions + 1)).rowcount
+                        completions=JobItem.completions + 1, **item_summary(res["result"]))).rowcount
             if updated:
                 written += 1
                 failed += res["status"] == ITEM_ERROR
@@ -130,9 +144,41 @@ class JobRepository:
         row = self.session.scalar(sa.select(JobItem).where(JobItem.job_id == job_id).order_by(JobItem.idx).limit(1))
         return None if row is None else _item(row)
 
+    def item(self, job_id: str, idx: int) -> ItemRecord | None:
+        row = self.session.scalar(sa.select(JobItem).where(JobItem.job_id == job_id, JobItem.idx == idx))
+        return None if row is None else _item(row)
+
     def items(self, job_id: str) -> list[ItemRecord]:
         query = sa.select(JobItem).where(JobItem.job_id == job_id).order_by(JobItem.idx)
         return [_item(row) for row in self.session.scalars(query)]
+
+    def report_page(self, job_id: str, verdict: str | None = None, kind: str | None = None,
+                    bank: str | None = None, sort: str = "index", descending: bool = False, limit: int = 50,
+                    offset: int = 0) -> tuple[int, list[ItemRecord]]:
+        """One page of a job's items, filtered by verdict (or `pending`), best match kind and bank; with the
+        number of items the filter selects."""
+        conditions = [JobItem.job_id == job_id]
+        if verdict == ITEM_PENDING:
+            conditions.append(JobItem.status == ITEM_PENDING)
+        elif verdict is not None:
+            conditions.append(JobItem.verdict == verdict)
+        if kind is not None:
+            conditions.append(JobItem.kind == kind)
+        if bank is not None:
+            conditions.append(JobItem.bank == bank)
+        total = self.session.scalar(sa.select(sa.func.count()).select_from(JobItem).where(*conditions))
+        order = [column.desc() if descending else column.asc() for column in REPORT_SORTS[sort]]
+        rows = self.session.scalars(sa.select(JobItem).where(*conditions).order_by(*order).offset(offset).limit(limit))
+        return total, [_item(row) for row in rows]
+
+    def report_facets(self, job_id: str) -> dict[str, dict[str, int]]:
+        """How many items have each verdict, best-match kind and bank: what a report's filters offer."""
+        facets = {}
+        for name, column in (("verdict", JobItem.verdict), ("kind", JobItem.kind), ("bank", JobItem.bank)):
+            counts = self.session.execute(sa.select(column, sa.func.count()).where(
+                JobItem.job_id == job_id, column.is_not(None)).group_by(column).order_by(column)).all()
+            facets[name] = {value: count for value, count in counts}
+        return facets
 
     def put_artifact(self, job_id: str, name: str, sha256: str, size: int, content_type: str) -> None:
         self.session.execute(sa.delete(Artifact).where(Artifact.job_id == job_id, Artifact.name == name))

@@ -9,7 +9,7 @@ from fimg_service.storage.records import KeyRecord
 from fimg_service.storage.schema import ApiKey, as_utc, utcnow
 
 
-def _record(row: ApiKey) -> KeyRecord:
+def key_record(row: ApiKey) -> KeyRecord:
     return KeyRecord(row.id, row.name, row.role, as_utc(row.created_at), row.revoked_at is not None)
 
 
@@ -21,14 +21,14 @@ class KeyRepository:
         row = ApiKey(name=name, role=role, key_hash=key_hash, created_at=utcnow())
         self.session.add(row)
         self.session.flush()
-        return _record(row)
+        return key_record(row)
 
     def active_by_hash(self, key_hash: str) -> KeyRecord | None:
         row = self.session.scalar(sa.select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)))
-        return None if row is None else _record(row)
+        return None if row is None else key_record(row)
 
     def list(self) -> list[KeyRecord]:
-        return [_record(r) for r in self.session.scalars(sa.select(ApiKey).order_by(ApiKey.id))]
+        return [key_record(r) for r in self.session.scalars(sa.select(ApiKey).order_by(ApiKey.id))]
 
     def any(self) -> bool:
         return self.session.scalar(sa.select(sa.func.count()).select_from(ApiKey)) > 0
@@ -39,4 +39,4 @@ class KeyRepository:
             raise NotFound(f"no API key with id {key_id}")
         if row.revoked_at is None:
             row.revoked_at = utcnow()
-        return _record(row)
+        return key_record(row)

@@ -91,6 +91,15 @@ class ItemRecord:
 
 
 @dataclass(frozen=True)
+class SessionRecord:
+    token_hash: str
+    key_id: int
+    csrf_token: str
+    created_at: datetime
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True)
 class ArtifactRecord:
     name: str
     sha256: str

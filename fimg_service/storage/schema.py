@@ -115,6 +115,16 @@ class JobItem(Base):
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     completions: Mapped[int] = mapped_column(sa.Integer, default=0)
     node: Mapped[str | None] = mapped_column(sa.String(64))
+    # The result's verdict and its best match, kept beside the JSON so a report page filters, sorts and pages in
+    # the index on a 100,000-item batch.
+    verdict: Mapped[str | None] = mapped_column(sa.String(20))
+    kind: Mapped[str | None] = mapped_column(sa.String(60))
+    bank: Mapped[str | None] = mapped_column(sa.String(100))
+    distance: Mapped[float | None] = mapped_column(sa.Float)
+
+
+sa.Index("ix_job_items_verdict", JobItem.job_id, JobItem.verdict, JobItem.idx)
+sa.Index("ix_job_items_distance", JobItem.job_id, JobItem.distance)
 
 
 class Artifact(Base):
@@ -154,6 +164,18 @@ class GalleryFace(Base):
     embedding: Mapped[list] = mapped_column(sa.JSON)
     quality: Mapped[float | None] = mapped_column(sa.Float)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class WebSession(Base):
+    """A signed-in browser: the cookie carries a random token, the table only its SHA-256 (like API keys)."""
+
+    __tablename__ = "web_sessions"
+    token_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    key_id: Mapped[int] = mapped_column(sa.ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
 
 class AuditEntry(Base):

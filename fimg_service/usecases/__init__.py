@@ -19,6 +19,7 @@ from fimg_service.usecases.galleries import Galleries
 from fimg_service.usecases.hashing import Hashing
 from fimg_service.usecases.jobs import Jobs, job_request
 from fimg_service.usecases.keys import Audit, Keys
+from fimg_service.usecases.sessions import WebSessions
 from fimg_service.usecases.uploads import Uploads
 
 __all__ = ["LOCAL_ADMIN", "ROLES", "Application", "Principal", "job_request"]
@@ -30,6 +31,7 @@ class Application:
         self.storage = Storage(settings.database_url, settings.data_dir)
         self.keys = Keys(self.storage)
         self.audit = Audit(self.storage)
+        self.sessions = WebSessions(self.storage, self.keys, settings.session_idle_seconds)
         self.uploads = Uploads(self.storage, settings.max_upload_bytes)
         self.banks = Banks(self.storage)
         self.jobs = Jobs(self.storage, self.uploads, wake=lambda: self.pool.wake())

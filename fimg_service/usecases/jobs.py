@@ -6,14 +6,18 @@ ids leak nothing.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
+import zipfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 
 from fimg_service.errors import Conflict, InvalidInput, NotFound
 from fimg_service.storage import ACTIVE_JOB_STATES, Unit
+from fimg_service.storage import jobs as storage_jobs
 from fimg_service.storage.records import ArtifactRecord, ItemRecord, JobRecord
 from fimg_service.usecases.banks import get_bank
 from fimg_service.usecases.base import Principal, UseCases, audit, require
@@ -23,6 +27,16 @@ from workers.registry import JobRequest, JobType, get_job_type, invalid_params, 
 
 
 REPORT_FORMATS = ("json", "csv")
+REPORT_SORTS = tuple(storage_jobs.REPORT_SORTS)
+MAX_PAGE_SIZE = 500
+
+
+@dataclass(frozen=True)
+class ReportPage:
+    job: JobRecord
+    total: int  # items the filter selects
+    items: list[dict]
+    facets: dict[str, dict[str, int]]  # verdict / kind / bank -> value -> items
 
 
 def request_fingerprint(job_type: str, request: JobRequest, params: dict) -> str:
@@ -124,6 +138,48 @@ class Jobs(UseCases):
             audit(unit, who, "export", "job_result", job.id, {"format": file_format, "items": job.total})
         with self.storage.read() as unit:
             return job, [report_item(item) for item in unit.jobs.items(job.id)]
+
+    def report_page(self, who: Principal, job_id: str, verdict: str | None = None, kind: str | None = None,
+                    bank: str | None = None, sort: str = "index", descending: bool = False, limit: int = 50,
+                    offset: int = 0) -> ReportPage:
+        """One page of a report, filtered and sorted in the database (audited as a read of that page)."""
+        if sort not in REPORT_SORTS:
+            raise InvalidInput(f"a report sorts by one of {', '.join(REPORT_SORTS)}", code="invalid_sort")
+        if not 1 <= limit <= MAX_PAGE_SIZE or not 0 <= offset <= 2**31:
+            raise InvalidInput(f"a page holds 1-{MAX_PAGE_SIZE} items from an offset of 0 or more",
+                               code="invalid_page")
+        filters = {"verdict": verdict, "kind": kind, "bank": bank}
+        with self.storage.unit() as unit:
+            job = self._owned(unit, who, job_id)
+            audit(unit, who, "read", "job_result", job.id,
+                  {"offset": offset, "limit": limit, **{k: v for k, v in filters.items() if v is not None}})
+        with self.storage.read() as unit:
+            total, items = unit.jobs.report_page(job.id, verdict, kind, bank, sort, descending, limit, offset)
+            facets = unit.jobs.report_facets(job.id)
+        return ReportPage(job, total, [report_item(item) for item in items], facets)
+
+    def upload_of_item(self, who: Principal, job_id: str, index: int) -> str:
+        """The upload id an item was made from (the job's owner's upload)."""
+        with self.storage.read() as unit:
+            job = self._owned(unit, who, job_id)
+            item = unit.jobs.item(job.id, index)
+        if item is None or "upload" not in item.input:
+            raise NotFound(f"job {job_id} has no item {index} made from an upload")
+        return item.input["upload"]
+
+    def bundle(self, who: Principal, job_id: str) -> bytes:
+        """Every artefact of a job in one ZIP (an age progression's images with provenance.json), audited."""
+        with self.storage.unit() as unit:
+            job = self._owned(unit, who, job_id)
+            artifacts = unit.jobs.artifacts(job.id)
+            if not artifacts:
+                raise NotFound(f"job {job.id} has no artefacts", code="no_artifacts")
+            audit(unit, who, "export", "artifacts", job.id, {"files": len(artifacts)})
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+            for artifact in artifacts:
+                archive.writestr(artifact.name, self.storage.blobs.get(artifact.sha256))
+        return out.getvalue()
 
     @staticmethod
     def report_csv(job: JobRecord, items: list[dict]) -> str:

@@ -71,12 +71,16 @@ class Keys(UseCases):
 
 
 class Audit(UseCases):
-    def entries(self, who: Principal, limit: int = 100, offset: int = 0) -> list[AuditRecord]:
+    def entries(self, who: Principal, limit: int = 100, offset: int = 0, actor: str | None = None,
+                action: str | None = None, object_type: str | None = None,
+                newest_first: bool = False) -> list[AuditRecord]:
         require(who, ADMINS, "read the audit log")
+        filters = {k: v for k, v in (("actor", actor), ("action", action), ("object_type", object_type)) if v}
         with self.storage.unit() as unit:
-            audit(unit, who, "read", "audit_log", f"{offset}+{limit}")
+            audit(unit, who, "read", "audit_log", f"{offset}+{limit}", filters or None)
         with self.storage.read() as unit:
-            return unit.audit.entries(limit, offset)
+            return unit.audit.entries(limit, offset, actor or None, action or None, object_type or None,
+                                      newest_first)
 
     def verify(self, who: Principal) -> ChainReport:
         """Whether the chain is intact: no row edited or recomputed without the key, none of the newest deleted."""

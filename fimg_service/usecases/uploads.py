@@ -9,6 +9,7 @@ from fimg_service.errors import InvalidInput, NotFound, TooLarge, problem
 from fimg_service.storage.records import UploadRecord
 from fimg_service.usecases.base import Principal, UseCases, audit
 from imaging import DecodeError, decode
+from imaging.preview import review_png
 
 ZIP_MAX_ENTRIES = 10_000
 MAX_NAME_LENGTH = 500
@@ -106,3 +107,17 @@ class Uploads(UseCases):
 
     def data(self, upload: UploadRecord) -> bytes:
         return self.storage.blobs.get(upload.sha256)
+
+    def review_copy(self, who: Principal, upload_id: str, reveal: bool = False) -> bytes:
+        """A small PNG of one of the caller's own uploads for a person to review: greyscale and blurred unless
+        they chose to reveal it. Each view is audited; nobody else's upload is shown, an admin's neither."""
+        with self.storage.read() as unit:
+            found = unit.uploads.get_many({upload_id}).get(upload_id)
+        if found is None or found.owner_id is None or found.owner_id != who.key_id:
+            raise NotFound(f"no upload of yours with id {upload_id!r}")
+        with self.storage.unit() as unit:
+            audit(unit, who, "reveal" if reveal else "read", "upload_image", found.id, {"obscured": not reveal})
+        try:
+            return review_png(self.data(found), obscured=not reveal)
+        except DecodeError as exc:
+            raise InvalidInput(f"this upload cannot be shown: {exc}", code=exc.code) from None
