@@ -123,8 +123,8 @@ class JobItem(Base):
     distance: Mapped[float | None] = mapped_column(sa.Float)
 
 
-sa.Index("ix_job_items_verdict", JobItem.job_id, JobItem.verdict, JobItem.idx)
-sa.Index("ix_job_items_distance", JobItem.job_id, JobItem.distance)
+for _column in ("verdict", "kind", "bank", "distance"):
+    sa.Index(f"ix_job_items_{_column}", JobItem.job_id, getattr(JobItem, _column), JobItem.idx)
 
 
 class Artifact(Base):

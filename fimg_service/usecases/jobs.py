@@ -29,6 +29,7 @@ from workers.registry import JobRequest, JobType, get_job_type, invalid_params, 
 REPORT_FORMATS = ("json", "csv")
 REPORT_SORTS = tuple(storage_jobs.REPORT_SORTS)
 MAX_PAGE_SIZE = 500
+FACET_CACHE_JOBS = 256
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class Jobs(UseCases):
         super().__init__(storage)
         self.uploads = uploads
         self.wake = wake
+        self._facets: dict[str, dict] = {}  # finished job id -> its report's filter counts, oldest first
 
     @staticmethod
     def types() -> list[str]:
@@ -155,7 +157,11 @@ class Jobs(UseCases):
                   {"offset": offset, "limit": limit, **{k: v for k, v in filters.items() if v is not None}})
         with self.storage.read() as unit:
             total, items = unit.jobs.report_page(job.id, verdict, kind, bank, sort, descending, limit, offset)
-            facets = unit.jobs.report_facets(job.id)
+            facets = self._facets.get(job.id) or unit.jobs.report_facets(job.id)
+        if job.status not in ACTIVE_JOB_STATES:  # a finished job's counts never change
+            self._facets[job.id] = facets
+            while len(self._facets) > FACET_CACHE_JOBS:
+                self._facets.pop(next(iter(self._facets)))
         return ReportPage(job, total, [report_item(item) for item in items], facets)
 
     def upload_of_item(self, who: Principal, job_id: str, index: int) -> str:

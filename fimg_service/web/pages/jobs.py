@@ -40,11 +40,11 @@ def job_page(request: Request, signed_in: Page, app: App, job_id: str,
              bank: str | None = Query(None, max_length=100), sort: str = Query("index", max_length=20),
              order: Literal["asc", "desc"] = "asc", page: int = Query(1, ge=1, le=10**7)):
     who = signed_in.principal
-    job = app.jobs.get(who, job_id)
     sort = sort if sort in REPORT_SORTS else "index"
     filters = {"verdict": verdict or None, "kind": kind or None, "bank": bank or None}
-    report = app.jobs.report_page(who, job.id, **filters, sort=sort, descending=order == "desc",
+    report = app.jobs.report_page(who, job_id, **filters, sort=sort, descending=order == "desc",
                                   limit=ITEMS_PER_PAGE, offset=(page - 1) * ITEMS_PER_PAGE)
+    job = report.job
     context = {"job": job, "report": report, "filters": filters, "sort": sort, "order": order, "page": page,
                "pages": max(1, -(-report.total // ITEMS_PER_PAGE)), "active": job.status in ACTIVE_JOB_STATES,
                "sorts": REPORT_SORTS}

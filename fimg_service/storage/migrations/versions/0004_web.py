@@ -15,6 +15,7 @@ branch_labels = None
 depends_on = None
 
 BACKFILL_BATCH = 2000
+SUMMARY_COLUMNS = ("verdict", "kind", "bank", "distance")
 
 
 def upgrade() -> None:
@@ -35,8 +36,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("kind", sa.String(60), nullable=True))
         batch.add_column(sa.Column("bank", sa.String(100), nullable=True))
         batch.add_column(sa.Column("distance", sa.Float(), nullable=True))
-    op.create_index("ix_job_items_verdict", "job_items", ["job_id", "verdict", "idx"])
-    op.create_index("ix_job_items_distance", "job_items", ["job_id", "distance"])
+    for column in SUMMARY_COLUMNS:
+        op.create_index(f"ix_job_items_{column}", "job_items", ["job_id", column, "idx"])
     _backfill()
 
 
@@ -53,10 +54,10 @@ def _backfill() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_job_items_distance", "job_items")
-    op.drop_index("ix_job_items_verdict", "job_items")
+    for column in SUMMARY_COLUMNS:
+        op.drop_index(f"ix_job_items_{column}", "job_items")
     with op.batch_alter_table("job_items") as batch:
-        for column in ("distance", "bank", "kind", "verdict"):
+        for column in SUMMARY_COLUMNS:
             batch.drop_column(column)
     op.drop_index("ix_web_sessions_key_id", "web_sessions")
     op.drop_table("web_sessions")
