@@ -136,6 +136,7 @@ def test_artist_journey(browser, live_service, journeys, fixtures_dir, tmp_path)
     assert page.input_value("#relative_relation_1") == "father"
     page.goto("/ui/jobs")
     assert page.locator("table.data tbody tr").count() == 1
+    screenshot(page, journeys, "jobs")
     page.context.close()
 
 
@@ -199,6 +200,34 @@ def test_analyst_journey(browser, live_service, journeys, fixtures_dir, tmp_path
     matched = {row["name"] for row in rows if row["status"] == "match"}
     assert matched == {f"tipline.zip/{name}" for name, _ in edited}
     assert all(row["bank"] == "web-case" for row in rows if row["status"] == "match")
+    page.context.close()
+
+
+def test_faces_journey(browser, live_service, journeys, fixtures_dir):
+    page = new_page(browser, live_service, journeys)
+    sign_in(page, live_service.keys["analyst"])
+    page.click("header >> text=Faces")
+    page.fill("#name", "web-gallery")
+    page.click("text=Create gallery")
+    page.wait_for_url("**/ui/faces/web-gallery")
+    for subject, photos in (("subject-o", ["obama-1.jpg", "obama-3.jpg"]), ("subject-b", ["biden-1.jpg"])):
+        page.fill("#subject_id", subject)
+        page.set_input_files("#photos", [str(fixtures_dir / "faces" / name) for name in photos])
+        page.click("form[action$='/enrol'] button")
+        page.wait_for_selector("text=Enrolled")
+    assert page.locator("table.data tbody tr").count() == 2
+    screenshot(page, journeys, "gallery")
+    page.set_input_files("#search-photo", str(fixtures_dir / "faces" / "obama-2.jpg"))
+    page.click("form[action$='/search'] button")
+    page.wait_for_url("**/ui/jobs/*")
+    page.wait_for_selector("table.data tbody tr", timeout=180_000)
+    first = page.locator("table.data tbody tr").first.locator("td").all_inner_texts()
+    assert first[1] == "subject-o" and first[4] == "match"
+    screenshot(page, journeys, "face-search")
+    page.goto("/ui/faces/web-gallery")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("text=Delete >> nth=1")
+    page.wait_for_function("() => document.querySelectorAll('table.data tbody tr').length === 1")
     page.context.close()
 
 
@@ -282,10 +311,11 @@ def test_pages_have_no_serious_accessibility_violations(browser, live_service, j
             problems[path] = serious
 
     check("/ui/sign-in")
+    screenshot(page, journeys, "sign-in")
     sign_in(page, live_service.keys["admin"])
     jobs = live_service.app.jobs.list(live_service.app.keys.authenticate(live_service.keys["admin"]))
     paths = ["/ui/", "/ui/age/new", "/ui/match/new", "/ui/jobs", "/ui/banks", "/ui/banks/web-case", "/ui/faces",
-             "/ui/keys", "/ui/audit", *(f"/ui/jobs/{job.id}" for job in jobs[:3])]
+             "/ui/faces/web-gallery", "/ui/keys", "/ui/audit", *(f"/ui/jobs/{job.id}" for job in jobs)]
     for path in paths:
         check(path)
     assert not problems, problems
