@@ -65,12 +65,7 @@ def previous_release(engine) -> None:
          ApiKey(id=2, name="svc", role="service", key_hash="b" * 64, created_at=at, revoked_at=at + timedelta(1))],
         [Upload(id="u" * 32, owner_id=1, name="photo é 漢字.jpg", sha256="c" * 64, size=2**40 + 7, format="JPEG",
                 width=1920, height=1080, created_at=at),
-         Upload(id="v" * 32, owner_id=None, name="x.bin", sha256="d" * 64, size=0, created_at=at),
-         Bank(id=1, name="bank", description="line one\nline two", threshold=31, revision=3, created_by=1,
-              created_at=at),
-         Gallery(id=1, name="gallery", description=None, threshold=0.6123456789012345,
-                 calibration={"far": 1e-4, "points": [[0.5, 0.01], [0.6, 0.001]]}, revision=2, created_by=2,
-                 created_at=at)],
+         Upload(id="v" * 32, owner_id=None, name="x.bin", sha256="d" * 64, size=0, created_at=at)],
         [JobItem(id=1, job_id="j" * 32, idx=0, name="a.jpg", input={"upload_id": "u" * 32}, status="done",
                  result={"matches": [{"record_id": "r1", "distance": 3}], "quality": 87.5}, attempts=1,
                  completions=1, node="node-1"),
@@ -87,8 +82,13 @@ def previous_release(engine) -> None:
                     action="job.create", object_type="job", object_id="j" * 32, prev_hash="5" * 64,
                     row_hash="6" * 64)],
     ]
-    # The release's jobs and bank_records lacked later revisions' columns, so their rows go in by name, not
-    # through today's models.
+    # The release's banks, galleries, jobs and bank_records lacked later revisions' columns, so their rows go in
+    # by name, not through today's models.
+    banks = [dict(id=1, name="bank", description="line one\nline two", threshold=31, revision=3, created_by=1,
+                  created_at=at)]
+    galleries = [dict(id=1, name="gallery", description=None, threshold=0.6123456789012345,
+                      calibration={"far": 1e-4, "points": [[0.5, 0.01], [0.6, 0.001]]}, revision=2, created_by=2,
+                      created_at=at)]
     jobs = [dict(id="j" * 32, type="match_batch", owner_id=1, status="succeeded", idempotency_key="k-1",
                  params={"bank_id": 1, "threshold": 0.1, "nested": {"z": [1, None, "ü"], "a": True}},
                  total=2, done=1, failed=1, error=None, created_at=at, started_at=at, finished_at=at)]
@@ -103,6 +103,8 @@ def previous_release(engine) -> None:
             session.add_all(rows)
             session.flush()
             if rows is steps[1]:
+                session.execute(sa.insert(Bank.__table__), banks)
+                session.execute(sa.insert(Gallery.__table__), galleries)
                 session.execute(sa.insert(Job.__table__), jobs)
                 session.execute(sa.insert(BankRecordRow.__table__), records)
         session.commit()
@@ -128,7 +130,7 @@ def differences(engine) -> list:
 def test_previous_release_database_is_stamped_and_keeps_every_row(engine):
     previous_release(engine)
     inspector = sa.inspect(engine)
-    columns = {table: [c["name"] for c in inspector.get_columns(table)] for table in Base.metadata.tables}
+    columns = {table: [c["name"] for c in inspector.get_columns(table)] for table in inspector.get_table_names()}
     before = snapshot(engine, columns)
     assert all(before.values()), "every table has rows to keep"
     assert migrate.current_revision(engine) is None
@@ -140,6 +142,11 @@ def test_previous_release_database_is_stamped_and_keeps_every_row(engine):
     with engine.connect() as connection:  # 0002: records of the old release are enabled, with no provenance
         assert connection.execute(sa.text("SELECT enabled, source, disabled_until FROM bank_records")).all() == [
             (True, None, None), (True, None, None)]
+        # 0004: a bank or gallery is owned by the key that made it (none: the command line's, admins only)
+        assert connection.execute(sa.text("SELECT name, owner_id FROM banks")).all() == [("bank", 1)]
+        assert connection.execute(sa.text("SELECT name, owner_id FROM galleries")).all() == [("gallery", 2)]
+        for members in ("bank_members", "gallery_members"):
+            assert connection.execute(sa.text(f"SELECT count(*) FROM {members}")).scalar() == 0
 
 
 def test_migrations_build_exactly_the_models(engine):
@@ -191,7 +198,7 @@ def test_database_with_only_some_tables_is_refused_and_left_alone(engine):
     with pytest.raises(SchemaUnrecognised, match=r"some of fimg's tables \(api_keys, uploads\) but not artifacts,"
                                                  r".* jobs, and no schema revision") as raised:
         migrate.upgrade(engine)
-    assert raised.value.detail["missing"] == sorted(set(Base.metadata.tables) - {"api_keys", "uploads"})
+    assert raised.value.detail["missing"] == sorted(migrate._UNVERSIONED_TABLES - {"api_keys", "uploads"})
     assert table_names(engine) == {"api_keys", "uploads"}
     assert migrate.current_revision(engine) is None
 
