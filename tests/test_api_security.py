@@ -33,6 +33,9 @@ def routes(fixture_image: bytes):
         ("list jobs", "GET", "/v1/jobs", {}, EVERYONE, 200),
         ("hash", "POST", "/v1/hash", {"files": {"file": ("a.jpg", fixture_image)}}, HASHERS, 200),
         ("lookup", "GET", "/v1/lookup?pdq=%s&banks=shared" % ("0" * 64), {}, HASHERS, 200),
+        ("bank members", "GET", "/v1/banks/shared/members", {}, BANKERS, 200),
+        # a member (the analyst) does not change the team: only the owner or an admin
+        ("add member", "PUT", "/v1/banks/shared/members/test-analyst-2", {}, {"admin"}, 200),
     ]
 
 
@@ -45,6 +48,9 @@ def send(service, method, path, kwargs, headers):
 def test_every_route_against_every_role(service, fixtures_dir):
     image = (fixtures_dir / "pdq" / "bridge-mods" / "square-128x128.jpg").read_bytes()
     assert service.client.post("/v1/banks", json={"name": "shared"}, headers=service.auth("admin")).status_code == 201
+    for member in ("test-analyst", "test-service"):
+        added = service.client.put(f"/v1/banks/shared/members/{member}", headers=service.auth("admin"))
+        assert added.status_code == 200
     failures = []
     for name, method, path, kwargs, allowed, ok_status in routes(image):
         for role in ROLES:
@@ -76,6 +82,7 @@ def test_job_types_have_their_own_roles(service):
 
 def test_callers_see_only_their_own_jobs(service):
     service.client.post("/v1/banks", json={"name": "b"}, headers=service.auth("admin"))
+    service.client.put("/v1/banks/b/members/test-analyst", headers=service.auth("admin"))
     body = {"type": "match_batch", "hashes": [{"name": "x", "md5": "0" * 32}], "params": {"banks": ["b"]}}
     job_id = service.client.post("/v1/jobs", json=body, headers=service.auth("analyst")).json()["id"]
     service.wait(job_id)
@@ -94,6 +101,8 @@ def test_uploads_of_others_cannot_be_used(service, fixtures_dir):
     image = fixtures_dir / "pdq" / "bridge-mods" / "square-128x128.jpg"
     upload_id = service.upload([image], role="analyst")[0]["id"]
     service.client.post("/v1/banks", json={"name": "b"}, headers=service.auth("admin"))
+    for analyst in ("test-analyst", "test-analyst-2"):  # both see the bank: the upload is what is refused
+        service.client.put(f"/v1/banks/b/members/{analyst}", headers=service.auth("admin"))
     body = {"type": "match_batch", "inputs": [upload_id], "params": {"banks": ["b"]}}
     assert service.client.post("/v1/jobs", json=body, headers=service.auth("analyst2")).status_code == 404
     assert service.client.post("/v1/jobs", json=body, headers=service.auth("analyst")).status_code == 202

@@ -51,12 +51,18 @@ def test_every_mutating_and_audited_route_writes_exactly_one_row(service, fixtur
         ("create", "bank", lambda: service.client.post("/v1/banks", json={"name": "b"}, headers=analyst)),
         ("import", "bank", lambda: service.client.post("/v1/banks/b/records", **csv_body)),
         ("export", "bank", lambda: service.client.get("/v1/banks/b/records", headers=analyst)),
+        ("add_member", "bank", lambda: service.client.put("/v1/banks/b/members/test-service", headers=analyst)),
+        ("list", "bank_members", lambda: service.client.get("/v1/banks/b/members", headers=analyst)),
         ("create", "job", submit),
         ("read", "job", lambda: service.client.get(f"/v1/jobs/{state['job']}", headers=analyst)),
         ("export", "job_result", lambda: service.client.get(f"/v1/jobs/{state['job']}/result", headers=analyst)),
         ("lookup", "banks", lambda: service.client.get(f"/v1/lookup?pdq={'0' * 64}&banks=b",
                                                        headers=service.auth("service"))),
         ("create", "gallery", lambda: service.client.post("/v1/galleries", json={"name": "g"}, headers=analyst)),
+        ("add_member", "gallery", lambda: service.client.put("/v1/galleries/g/members/test-analyst-2",
+                                                             headers=analyst)),
+        ("remove_member", "gallery", lambda: service.client.delete("/v1/galleries/g/members/test-analyst-2",
+                                                                   headers=analyst)),
         ("enrol", "gallery_subject", lambda: service.client.post("/v1/galleries/g/subjects", headers=analyst, json={
             "subject_id": "s1", "photos": [{"upload": state["upload"]}]})),
         ("read", "gallery", lambda: service.client.get("/v1/galleries/g/subjects", headers=analyst)),
@@ -85,7 +91,8 @@ def database_state(service) -> dict:
     with service.storage.read() as unit:
         return {"keys": unit.keys.list(), "banks": unit.banks.list(), "galleries": unit.galleries.list(),
                 "jobs": [j.id for j in unit.jobs.list(all_owners=True)], "audit": len(unit.audit.entries(limit=10**6)),
-                "records": {b.name: unit.banks.records(b.id) for b in unit.banks.list()}}
+                "records": {b.name: unit.banks.records(b.id) for b in unit.banks.list()},
+                "members": {b.name: unit.banks.members.list(b.id) for b in unit.banks.list()}}
 
 
 def test_a_failure_after_the_change_leaves_neither_change_nor_audit_row(service, fixtures_dir, monkeypatch):
@@ -106,6 +113,7 @@ def test_a_failure_after_the_change_leaves_neither_change_nor_audit_row(service,
         "create key": lambda: app.keys.create(LOCAL_ADMIN, "k2", "analyst"),
         "revoke key": lambda: app.keys.revoke(LOCAL_ADMIN, key.id),
         "create bank": lambda: app.banks.create(LOCAL_ADMIN, "b2"),
+        "add member": lambda: app.banks.add_member(LOCAL_ADMIN, "b", "k"),
         "import": lambda: app.banks.import_file(LOCAL_ADMIN, "b", f"record_id,md5\nr1,{'0' * 32}\n", "csv"),
         "enrol images": lambda: app.banks.enrol(LOCAL_ADMIN, "b", [("o.jpg", app.uploads.data(upload))]),
         "submit": lambda: app.jobs.submit(LOCAL_ADMIN, "match_batch", job_request([upload.id]), {"banks": ["b"]}),
@@ -155,6 +163,9 @@ def test_every_cli_mutation_writes_exactly_one_row_per_change(tmp_path, ray_sess
         (("bank", "import", "b", bank_file), [("import", "bank")]),
         (("bank", "add", "b", photo), [("import", "bank")]),
         (("bank", "export", "b"), [("export", "bank")]),
+        (("bank", "member-add", "b", "a"), [("add_member", "bank")]),
+        (("bank", "members", "b"), [("list", "bank_members")]),
+        (("bank", "member-remove", "b", "a"), [("remove_member", "bank")]),
         (("match", photo, "--bank", "b"), [("create", "uploads"), ("create", "job"), ("export", "job_result")]),
     ]
     assert fimg("db", "upgrade").startswith("database schema: created")

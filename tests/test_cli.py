@@ -149,4 +149,5 @@ def test_the_installed_fimg_script_lists_every_command():
     done = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     listed = re.findall(r"^    ([a-z]+)\s", done.stdout, flags=re.MULTILINE)
-    assert sorted(listed) == ["age", "audit", "bank", "db", "faces", "hash", "jobs", "keys", "match", "serve"]
+    assert sorted(listed) == ["age", "audit", "bank", "db", "faces", "gallery", "hash", "jobs", "keys",
+                              "match", "serve"]

@@ -86,6 +86,8 @@ def test_enrolment_rejects_unusable_photos_and_subjects_can_be_deleted(service, 
 
 def test_face_routes_and_jobs_are_for_analysts_and_admins(service, fixtures_dir):
     service.client.post("/v1/galleries", json={"name": "shared"}, headers=service.auth("admin"))
+    member = service.client.put("/v1/galleries/shared/members/test-analyst", headers=service.auth("admin"))
+    assert member.status_code == 200
     for role in ("admin", "analyst", "artist", "service"):
         upload = service.upload([fixtures_dir / "faces" / "obama-2.jpg"], role=role)[0]
         checks = [

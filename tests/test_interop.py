@@ -72,6 +72,7 @@ def test_hash_lists_import_with_tombstones_and_unsupported_types_reported(servic
     hashes = hashes_for_bank(photo)
     analyst = service.auth("analyst")
     assert service.client.post("/v1/banks", json={"name": "shared"}, headers=analyst).status_code == 201
+    assert service.client.put("/v1/banks/shared/members/test-service", headers=analyst).status_code == 200
     local = f"{hashes['pdq']}\nnot-a-hash\n"
     response = service.client.post("/v1/banks/shared/records?format=pytx_local&signal_type=pdq", content=local,
                                    headers=analyst)
@@ -126,6 +127,7 @@ def test_an_hma_client_session_works_with_a_new_base_url_and_a_key(service, fixt
     assert service.client.get("/hma/c/banks", headers=hma).json() == [{"name": "TEST_BANK",
                                                                        "matching_enabled_ratio": 1.0}]
     assert service.client.get("/hma/c/bank/TEST_BANK", headers=hma).json()["name"] == "TEST_BANK"
+    assert service.client.put("/v1/banks/TEST_BANK/members/test-service", headers=hma).status_code == 200
 
     hashed = service.client.post("/hma/h/hash", files={"photo": ("a.jpg", photo)}, headers=service.auth("service"))
     assert hashed.json() == {"pdq": "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"}

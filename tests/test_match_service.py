@@ -29,6 +29,8 @@ def import_csv(service, bank: str, rows: list[dict], role: str = "analyst"):
 
 def make_bank(service, name: str, records: dict[str, bytes], victim: str = "V-1") -> None:
     assert service.client.post("/v1/banks", json={"name": name}, headers=service.auth("analyst")).status_code == 201
+    member = service.client.put(f"/v1/banks/{name}/members/test-service", headers=service.auth("analyst"))
+    assert member.status_code == 200, "the service key matches against the bank"
     rows = [{"record_id": record_id, "victim_id": victim, "labels": "", **hashes_for_bank(data)}
             for record_id, data in records.items()]
     response = import_csv(service, name, rows)

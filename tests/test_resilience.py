@@ -78,6 +78,7 @@ def prepare_data(data_dir: Path, bridge: Path, copies: int) -> tuple[Storage, st
     key = create_key(app, "resilience", "analyst")
     analyst = app.keys.authenticate(key)
     app.banks.create(LOCAL_ADMIN, "b")
+    app.banks.add_member(LOCAL_ADMIN, "b", "resilience")
     data = (bridge / "aaa-orig.jpg").read_bytes()
     uploads, _ = app.uploads.add(analyst, [(f"copy-{i}.jpg", data) for i in range(copies)])
     return app.storage, key, [u.id for u in uploads]
@@ -163,6 +164,7 @@ def test_two_hundred_concurrent_submissions(ray_session, tmp_path):
         headers = {"Authorization": f"Bearer {key}"}
         admin = create_key(app.state.application, "admin", "admin")
         httpx.post(url + "/v1/banks", json={"name": "b"}, headers={"Authorization": f"Bearer {admin}"})
+        httpx.put(url + "/v1/banks/b/members/load", headers={"Authorization": f"Bearer {admin}"})
 
         def one(i: int) -> tuple[int, str]:
             body = {"type": "match_batch", "params": {"banks": ["b"]},

@@ -137,7 +137,6 @@ class Dispatcher:
                 self._set_status(job.id, "failed", error=f"could not prepare the job: {type(exc).__name__}")
                 continue
             self.jobs[job.id] = ActiveJob(job.id, job.type, job.params, context_key, context_ref)
-            log.info("job %s (%s) running", job.id, job.type)
 
     def _set_status(self, job_id: str, status: str, **options) -> bool:
         with self.storage.unit() as unit:
@@ -166,7 +165,6 @@ class Dispatcher:
             status = "failed" if every_item_failed else "succeeded"
             self._set_status(job.id, status, error=first_error, only_from=("running",))
             self.jobs.pop(job.id, None)
-            log.info("job %s %s", job.id, status)
 
     # -- chunks ------------------------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""`fimg serve|db|keys|bank|match|jobs|audit`: the service and its data, from the command line.
+"""`fimg serve|db|keys|bank|gallery|match|jobs|audit`: the service and its data, from the command line.
 
 These commands use the same data directory and database as the service (FIMG_DATA_DIR, FIMG_DATABASE_URL) and
 act as the local administrator through the same use cases as the API; every change they make is written to the
@@ -7,12 +7,14 @@ audit log as `local-cli`.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from pathlib import Path
 
 from fimg_service.config import Settings
 from fimg_service.errors import InvalidInput
+from fimg_service.logs import FORMAT as LOG_FORMAT
 from fimg_service.usecases import LOCAL_ADMIN, ROLES, Application, job_request
 from fimg_service.usecases.banks import EXPORT_FORMATS, IMPORT_FORMATS
 
@@ -80,6 +82,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bank_export.add_argument("--format", choices=EXPORT_FORMATS, default="csv",
                              help="csv and jsonl keep everything; the hash-list formats say what they drop")
     bank_export.set_defaults(func=cmd_bank_export)
+    add_member_commands(bank, "bank")
+
+    gallery = subparsers.add_parser("gallery", help="face galleries' case teams").add_subparsers(
+        dest="gallery_cmd", required=True)
+    add_member_commands(gallery, "gallery")
 
     match = subparsers.add_parser("match", help="match images against banks through the worker pool")
     match.add_argument("paths", nargs="+", type=Path)
@@ -103,6 +110,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     audit.add_parser("verify", help="check the tamper-evident chain").set_defaults(func=cmd_audit_verify)
 
 
+def add_member_commands(group: argparse._SubParsersAction, kind: str) -> None:
+    """`members NAME`, `member-add NAME KEY_NAME` and `member-remove NAME KEY_NAME` of a bank or gallery."""
+    members = group.add_parser("members", help=f"the {kind}'s owner and members (its case team)")
+    members.add_argument("name")
+    members.set_defaults(func=cmd_members, kind=kind)
+    for action, help_text in (("add", f"let an API key see and change the {kind}"),
+                              ("remove", f"take an API key off the {kind}'s team")):
+        command = group.add_parser(f"member-{action}", help=help_text)
+        command.add_argument("name")
+        command.add_argument("key_name", help="the name of an active API key")
+        command.set_defaults(func=cmd_member_change, kind=kind, action=action)
+
+
+def case_team(app: Application, kind: str):
+    return app.banks if kind == "bank" else app.galleries
+
+
+def cmd_members(args) -> int:
+    owner, members = case_team(open_app(), args.kind).members(LOCAL_ADMIN, args.name)
+    print(json.dumps({"owner": None if owner is None else {"key_id": owner.id, "name": owner.name,
+                                                           "role": owner.role}}))
+    for member in members:
+        print(json.dumps({"key_id": member.key_id, "name": member.name, "role": member.role,
+                          "added_at": member.added_at.isoformat(), "revoked": member.revoked}))
+    return 0
+
+
+def cmd_member_change(args) -> int:
+    team = case_team(open_app(), args.kind)
+    if args.action == "add":
+        team.add_member(LOCAL_ADMIN, args.name, args.key_name)
+        print(f"{args.key_name} is a member of {args.kind} {args.name}", file=sys.stderr)
+    else:
+        team.remove_member(LOCAL_ADMIN, args.name, args.key_name)
+        print(f"{args.key_name} is no longer a member of {args.kind} {args.name}", file=sys.stderr)
+    return 0
+
+
 def cmd_serve(args) -> int:
     import uvicorn
 
@@ -111,8 +156,20 @@ def cmd_serve(args) -> int:
     if app.keys.bootstrap_admin(LOCAL_ADMIN, key_file):
         print(f"first start: an admin API key was written to {key_file} (readable by you only)", file=sys.stderr)
     app.close()
-    uvicorn.run("api:create_app", factory=True, host=args.host, port=args.port, log_level="info")
+    uvicorn.run("api:create_app", factory=True, host=args.host, port=args.port, log_level="info",
+                log_config=service_log_config())
     return 0
+
+
+def service_log_config() -> dict:
+    """uvicorn's logging, and fimg's own loggers (job states, failed items: `fimg_service.logs`) on stderr."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["fimg"] = {"format": LOG_FORMAT}
+    config["handlers"]["fimg"] = {"class": "logging.StreamHandler", "formatter": "fimg", "stream": "ext://sys.stderr"}
+    config["loggers"]["fimg"] = {"handlers": ["fimg"], "level": "INFO", "propagate": False}
+    return config
 
 
 def cmd_db_upgrade(args) -> int:

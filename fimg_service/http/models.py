@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, Field
 
 from fimg_service.roles import ROLES
-from fimg_service.storage.records import BankInfo, GalleryInfo, JobRecord, UploadRecord
+from fimg_service.storage.records import BankInfo, GalleryInfo, JobRecord, KeyRecord, MemberRecord, UploadRecord
 from fimg_service.usecases.rules import (FACE_THRESHOLD_MAX, MAX_DESCRIPTION, MAX_LABEL, NAME_PATTERN,
                                          PDQ_THRESHOLD_RANGE)
 
@@ -166,3 +167,32 @@ class HashOut(BaseModel):
     height: int
     format: str
     notes: list[str] = []
+
+
+KeyName = Annotated[str, Path(max_length=MAX_LABEL, description="the name of an active API key")]
+
+
+class KeyRef(BaseModel):
+    key_id: int
+    name: str
+    role: str
+
+
+class MemberOut(KeyRef):
+    added_at: datetime
+    revoked: bool = Field(description="a revoked key keeps its membership but cannot authenticate")
+
+    @classmethod
+    def of(cls, member: MemberRecord) -> "MemberOut":
+        return cls(key_id=member.key_id, name=member.name, role=member.role, added_at=member.added_at,
+                   revoked=member.revoked)
+
+
+class MembersOut(BaseModel):
+    owner: KeyRef | None = Field(description="manages the members with the admins; none: admins only")
+    members: list[MemberOut]
+
+    @classmethod
+    def of(cls, owner: KeyRecord | None, members: list[MemberRecord]) -> "MembersOut":
+        return cls(owner=None if owner is None else KeyRef(key_id=owner.id, name=owner.name, role=owner.role),
+                   members=[MemberOut.of(m) for m in members])

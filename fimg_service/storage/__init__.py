@@ -7,9 +7,12 @@
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from fimg_service.logs import log_event
 
 from fimg_service.storage.audit import AuditCheckpoint, AuditKey, ChainReport
 from fimg_service.storage.blobs import BlobStore
@@ -19,6 +22,7 @@ from fimg_service.storage.schema import ITEM_PENDING
 
 AUDIT_KEY_FILE = "audit.key"  # every process that writes to the database needs the same file
 AUDIT_CHECKPOINT_FILE = "audit.checkpoint"
+jobs_log = logging.getLogger("fimg.jobs")
 
 __all__ = ["ACTIVE_JOB_STATES", "FINISHED_JOB_STATES", "ITEM_DONE", "ITEM_ERROR", "ITEM_PENDING", "BlobStore",
            "Storage", "Unit"]
@@ -38,11 +42,14 @@ class Storage:
 
     @contextmanager
     def unit(self) -> Iterator[Unit]:
-        """One read-write transaction; once it commits, the audit checkpoint moves to its newest row."""
+        """One read-write transaction; once it commits, the audit checkpoint moves to its newest row and the jobs'
+        events go to the service log (a rolled-back change logs nothing)."""
         with self.db.unit() as unit:
             yield unit
         if unit.audit.newest is not None:
             self.audit_checkpoint.advance(unit.audit.newest)
+        for name, fields in unit.jobs.events:
+            log_event(jobs_log, name, logging.WARNING if name == "item_failed" else logging.INFO, **fields)
 
     def verify_audit(self) -> ChainReport:
         try:

@@ -8,16 +8,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fimg_service.errors import Conflict
+from fimg_service.storage.members import CaseMembers
 from fimg_service.storage.records import BankInfo, StoredRecord
 from imaging.signals import HASH_COLUMNS
-from fimg_service.storage.schema import Bank, BankRecordRow, as_utc, utcnow
+from fimg_service.storage.schema import Bank, BankMember, BankRecordRow, as_utc, utcnow
 
 INSERT_BATCH = 5000
 
 
 def _info(row: Bank, records: int) -> BankInfo:
     return BankInfo(row.id, row.name, row.description, row.threshold, row.revision, row.created_by,
-                    as_utc(row.created_at), records)
+                    as_utc(row.created_at), records, row.owner_id)
 
 
 _RECORD_COLUMNS = (BankRecordRow.record_id, BankRecordRow.victim_id, BankRecordRow.pdq, BankRecordRow.md5,
@@ -44,10 +45,12 @@ def insert_named(session: Session, row, kind: str) -> None:
 class BankRepository:
     def __init__(self, session: Session):
         self.session = session
+        self.members = CaseMembers(session, BankMember, BankMember.bank_id, Bank)
 
     def create(self, name: str, description: str | None, threshold: int | None, created_by: int | None) -> BankInfo:
+        """A new bank, owned by the key that created it."""
         row = Bank(name=name, description=description, threshold=threshold, revision=0, created_by=created_by,
-                   created_at=utcnow())
+                   owner_id=created_by, created_at=utcnow())
         insert_named(self.session, row, "bank")
         return _info(row, 0)
 
@@ -55,22 +58,27 @@ class BankRepository:
         row = self.session.scalar(sa.select(Bank).where(Bank.name == name))
         return None if row is None else _info(row, self._count(row.id))
 
-    def list(self) -> list[BankInfo]:
+    def list(self, key_id: int | None = None, all_cases: bool = True) -> list[BankInfo]:
+        """Every bank, or (not `all_cases`) those `key_id` owns or is a member of."""
         counts = dict(self.session.execute(
             sa.select(BankRecordRow.bank_id, sa.func.count()).group_by(BankRecordRow.bank_id)).all())
-        return [_info(b, counts.get(b.id, 0)) for b in self.session.scalars(sa.select(Bank).order_by(Bank.name))]
+        query = self.members.visible(sa.select(Bank).order_by(Bank.name), key_id, all_cases)
+        return [_info(b, counts.get(b.id, 0)) for b in self.session.scalars(query)]
 
-    def names(self) -> list[str]:
-        return list(self.session.scalars(sa.select(Bank.name).order_by(Bank.name)))
+    def names(self, key_id: int | None = None, all_cases: bool = True) -> list[str]:
+        query = self.members.visible(sa.select(Bank.name).order_by(Bank.name), key_id, all_cases)
+        return list(self.session.scalars(query))
 
     def _count(self, bank_id: int) -> int:
         return self.session.scalar(sa.select(sa.func.count()).select_from(BankRecordRow)
                                    .where(BankRecordRow.bank_id == bank_id))
 
-    def hash_counts(self) -> dict[str, int]:
-        """How many records of every bank carry each hash column."""
+    def hash_counts(self, key_id: int | None = None, all_cases: bool = True) -> dict[str, int]:
+        """How many records of the banks `key_id` sees (see `list`) carry each hash column."""
         columns = {kind: getattr(BankRecordRow, kind) for kind in HASH_COLUMNS}
-        row = self.session.execute(sa.select(*(sa.func.count(column) for column in columns.values()))).one()
+        banks = self.members.visible(sa.select(Bank.id), key_id, all_cases)
+        row = self.session.execute(sa.select(*(sa.func.count(column) for column in columns.values()))
+                                   .where(BankRecordRow.bank_id.in_(banks))).one()
         return dict(zip(columns, row))
 
     def record_ids(self, bank_id: int) -> set[str]:

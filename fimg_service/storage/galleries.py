@@ -7,13 +7,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from fimg_service.storage.banks import insert_named
+from fimg_service.storage.members import CaseMembers
 from fimg_service.storage.records import FaceRecord, GalleryInfo
-from fimg_service.storage.schema import Gallery, GalleryFace, as_utc, utcnow
+from fimg_service.storage.schema import Gallery, GalleryFace, GalleryMember, as_utc, utcnow
 
 
 def _info(row: Gallery, subjects: int) -> GalleryInfo:
     return GalleryInfo(row.id, row.name, row.description, row.threshold, row.calibration, row.revision,
-                       row.created_by, as_utc(row.created_at), subjects)
+                       row.created_by, as_utc(row.created_at), subjects, row.owner_id)
 
 
 def _face(row: GalleryFace) -> FaceRecord:
@@ -24,11 +25,13 @@ def _face(row: GalleryFace) -> FaceRecord:
 class GalleryRepository:
     def __init__(self, session: Session):
         self.session = session
+        self.members = CaseMembers(session, GalleryMember, GalleryMember.gallery_id, Gallery)
 
     def create(self, name: str, description: str | None, threshold: float | None,
                created_by: int | None) -> GalleryInfo:
+        """A new gallery, owned by the key that created it."""
         row = Gallery(name=name, description=description, threshold=threshold, revision=0, created_by=created_by,
-                      created_at=utcnow())
+                      owner_id=created_by, created_at=utcnow())
         insert_named(self.session, row, "gallery")
         return _info(row, 0)
 
@@ -41,9 +44,11 @@ class GalleryRepository:
         row = self.session.scalar(sa.select(Gallery).where(Gallery.name == name))
         return None if row is None else _info(row, self._subject_counts().get(row.id, 0))
 
-    def list(self) -> list[GalleryInfo]:
+    def list(self, key_id: int | None = None, all_cases: bool = True) -> list[GalleryInfo]:
+        """Every gallery, or (not `all_cases`) those `key_id` owns or is a member of."""
         counts = self._subject_counts()
-        return [_info(g, counts.get(g.id, 0)) for g in self.session.scalars(sa.select(Gallery).order_by(Gallery.name))]
+        query = self.members.visible(sa.select(Gallery).order_by(Gallery.name), key_id, all_cases)
+        return [_info(g, counts.get(g.id, 0)) for g in self.session.scalars(query)]
 
     def _bump(self, gallery_id: int, **values) -> None:
         self.session.execute(sa.update(Gallery).where(Gallery.id == gallery_id)

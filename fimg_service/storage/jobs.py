@@ -50,6 +50,8 @@ def _item(row: JobItem) -> ItemRecord:
 class JobRepository:
     def __init__(self, session: Session):
         self.session = session
+        # (event, fields) for the service log, written once the unit commits (`Storage.unit`)
+        self.events: list[tuple[str, dict]] = []
 
     def create(self, owner_id: int | None, job_type: str, params: dict, items: Sequence[dict],
                idempotency_key: str | None = None, request_sha256: str | None = None) -> JobRecord:
@@ -67,6 +69,7 @@ class JobRepository:
                  "attempts": 0, "completions": 0} for i, item in enumerate(items)]
         for start in range(0, len(rows), INSERT_BATCH):
             self.session.execute(sa.insert(JobItem), rows[start:start + INSERT_BATCH])
+        self.events.append(("job_state", {"job": row.id, "type": job_type, "status": "queued", "total": len(items)}))
         return _job(row)
 
     def by_idempotency_key(self, owner_id: int | None, key: str) -> JobRecord | None:
@@ -100,8 +103,14 @@ class JobRepository:
             values["finished_at"] = utcnow()
         if error is not None:
             values["error"] = error
-        return bool(self.session.execute(
+        moved = bool(self.session.execute(
             sa.update(Job).where(Job.id == job_id, Job.status.in_(only_from)).values(**values)).rowcount)
+        if moved:
+            job_type, total, done, failed = self.session.execute(
+                sa.select(Job.type, Job.total, Job.done, Job.failed).where(Job.id == job_id)).one()
+            self.events.append(("job_state", {"job": job_id, "type": job_type, "status": status, "total": total,
+                                              "done": done, "failed": failed}))
+        return moved
 
     def pending_items(self, job_id: str, limit: int, exclude: Iterable[int] = ()) -> list[ItemRecord]:
         query = (sa.select(JobItem).where(JobItem.job_id == job_id, JobItem.status == ITEM_PENDING)
@@ -129,7 +138,11 @@ class JobRepository:
                         completions=JobItem.completions + 1, **item_summary(res["result"]))).rowcount
             if updated:
                 written += 1
-                failed += res["status"] == ITEM_ERROR
+                if res["status"] == ITEM_ERROR:
+                    failed += 1
+                    error = (res["result"] or {}).get("error") or {}
+                    self.events.append(("item_failed", {"job": job_id, "type": job.type, "item": res["idx"],
+                                                        "code": error.get("code", "unknown")}))
         job.done += written
         job.failed += failed
         return written

@@ -27,6 +27,14 @@ class KeyRepository:
         row = self.session.scalar(sa.select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)))
         return None if row is None else key_record(row)
 
+    def get(self, key_id: int) -> KeyRecord | None:
+        row = self.session.get(ApiKey, key_id)
+        return None if row is None else key_record(row)
+
+    def active_by_name(self, name: str) -> list[KeyRecord]:
+        return [key_record(r) for r in self.session.scalars(
+            sa.select(ApiKey).where(ApiKey.name == name, ApiKey.revoked_at.is_(None)).order_by(ApiKey.id))]
+
     def list(self) -> list[KeyRecord]:
         return [key_record(r) for r in self.session.scalars(sa.select(ApiKey).order_by(ApiKey.id))]
 

@@ -38,6 +38,7 @@ class BankInfo:
     created_by: int | None
     created_at: datetime
     records: int = 0
+    owner_id: int | None = None  # None: admins only (and members)
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,18 @@ class GalleryInfo:
     created_by: int | None
     created_at: datetime
     subjects: int = 0
+    owner_id: int | None = None  # None: admins only (and members)
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    """A key of a bank's or a gallery's case team."""
+
+    key_id: int
+    name: str
+    role: str
+    added_at: datetime
+    revoked: bool = False
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,18 @@ class Bank(Base):
     threshold: Mapped[int | None] = mapped_column(sa.Integer)
     revision: Mapped[int] = mapped_column(sa.Integer, default=0)
     created_by: Mapped[int | None] = mapped_column(sa.ForeignKey("api_keys.id"))
+    # The key whose case this is (None: admins only); it and the members see and change the bank.
+    owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("api_keys.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class BankMember(Base):
+    """A key of the bank's case team: it sees and changes the bank as its owner does, but cannot manage members."""
+
+    __tablename__ = "bank_members"
+    bank_id: Mapped[int] = mapped_column(sa.ForeignKey("banks.id", ondelete="CASCADE"), primary_key=True)
+    key_id: Mapped[int] = mapped_column(sa.ForeignKey("api_keys.id"), primary_key=True, index=True)
+    added_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
 
 class BankRecordRow(Base):
@@ -147,7 +158,17 @@ class Gallery(Base):
     calibration: Mapped[dict | None] = mapped_column(sa.JSON)
     revision: Mapped[int] = mapped_column(sa.Integer, default=0)
     created_by: Mapped[int | None] = mapped_column(sa.ForeignKey("api_keys.id"))
+    owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("api_keys.id"), index=True)  # as a bank's
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class GalleryMember(Base):
+    """A key of the gallery's case team; only the owner and members read its embeddings."""
+
+    __tablename__ = "gallery_members"
+    gallery_id: Mapped[int] = mapped_column(sa.ForeignKey("galleries.id", ondelete="CASCADE"), primary_key=True)
+    key_id: Mapped[int] = mapped_column(sa.ForeignKey("api_keys.id"), primary_key=True, index=True)
+    added_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
 
 class GalleryFace(Base):

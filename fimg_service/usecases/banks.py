@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from fimg_service.errors import Conflict, InvalidInput, NotFound, problem
 from fimg_service.storage import Unit
 from fimg_service.storage.records import BankInfo, StoredRecord
-from fimg_service.usecases.base import CURATORS, HASHERS, Principal, UseCases, audit, require
+from fimg_service.usecases.base import CURATORS, HASHERS, Principal, audit, require
+from fimg_service.usecases.cases import CaseTeam, visible
 from fimg_service.usecases.rules import MAX_DESCRIPTION, check_name, check_pdq_threshold, check_text, query_signals
 from imaging import DecodeError
 from imaging.banks import FORMATS as BANK_FORMATS
@@ -25,11 +26,9 @@ def new_record_id() -> str:
     return uuid.uuid4().hex
 
 
-def get_bank(unit: Unit, name: str) -> BankInfo:
-    bank = unit.banks.get(name)
-    if bank is None:
-        raise NotFound(f"no bank named {name!r}")
-    return bank
+def get_bank(unit: Unit, who: Principal, name: str) -> BankInfo:
+    """The bank, if the caller owns it, is on its team or is an admin; else NotFound (see `cases`)."""
+    return visible(unit, who, "bank", name)
 
 
 def _stored(record: BankRecord) -> StoredRecord:
@@ -66,7 +65,10 @@ class ImportReport:
     unsupported: dict[str, int] = field(default_factory=dict)
 
 
-class Banks(UseCases):
+class Banks(CaseTeam):
+    kind = "bank"
+    member_roles = HASHERS  # a service key on the team may look up and match against the bank
+
     def create(self, who: Principal, name: str, description: str | None = None,
                threshold: int | None = None) -> BankInfo:
         require(who, CURATORS, "create banks")
@@ -82,18 +84,18 @@ class Banks(UseCases):
         require(who, CURATORS, "list banks")
         with self.storage.unit() as unit:
             audit(unit, who, "list", "banks", "all")
-            return unit.banks.list()
+            return unit.banks.list(who.key_id, all_cases=who.is_admin)
 
     def signal_counts(self, who: Principal) -> dict[str, int]:
-        """How many records carry each kind of hash, over every bank."""
+        """How many records carry each kind of hash, over the banks the caller sees."""
         require(who, HASHERS, "read index status")
         with self.storage.read() as unit:
-            return unit.banks.hash_counts()
+            return unit.banks.hash_counts(who.key_id, all_cases=who.is_admin)
 
     def get(self, who: Principal, name: str) -> BankInfo:
         require(who, CURATORS, "read banks")
         with self.storage.read() as unit:
-            return get_bank(unit, name)
+            return get_bank(unit, who, name)
 
     def import_file(self, who: Principal, name: str, data: bytes | str, file_format: str,
                     default_signal_type: str | None = None) -> ImportReport:
@@ -102,7 +104,7 @@ class Banks(UseCases):
         require(who, CURATORS, "import into banks")
         _check_format(file_format, IMPORT_FORMATS)
         with self.storage.read() as unit:
-            get_bank(unit, name)
+            get_bank(unit, who, name)
         if file_format in BANK_FORMATS:
             records, errors = parse_bank(data, file_format)
             tombstones, unsupported = [], {}
@@ -110,7 +112,7 @@ class Banks(UseCases):
             records, errors, tombstones, unsupported = parse_hashlist(data, file_format, default_signal_type)
         rejected = [problem("invalid_row", e.error, line=e.line) for e in errors]
         with self.storage.unit() as unit:
-            bank = get_bank(unit, name)
+            bank = get_bank(unit, who, name)
             imported, duplicates = self._add(unit, bank, records, [r.line for r in records])
             disabled = unit.banks.set_state(bank.id, [t.record_id for t in tombstones], False, None) \
                 if tombstones else 0
@@ -129,7 +131,7 @@ class Banks(UseCases):
         if record_id and len(files) != 1:
             raise InvalidInput("a record id names one image; give one file", code="invalid_input")
         with self.storage.read() as unit:
-            get_bank(unit, name)
+            get_bank(unit, who, name)
         records, names, rejected = [], [], []
         for file_name, data in files:
             try:
@@ -142,7 +144,7 @@ class Banks(UseCases):
         if not records:
             raise InvalidInput("none of the files is a usable image", code="nothing_enrolled", rejected=rejected)
         with self.storage.unit() as unit:
-            imported, duplicates = self._add(unit, get_bank(unit, name), records, range(1, len(records) + 1))
+            imported, duplicates = self._add(unit, get_bank(unit, who, name), records, range(1, len(records) + 1))
             audit(unit, who, "import", "bank", name, {"imported": imported, "from": "images",
                                                       "rejected": len(rejected) + len(duplicates)})
         for row in duplicates:
@@ -155,7 +157,7 @@ class Banks(UseCases):
         require(who, CURATORS, "export banks")
         _check_format(file_format, EXPORT_FORMATS)
         with self.storage.unit() as unit:
-            bank = get_bank(unit, name)
+            bank = get_bank(unit, who, name)
             audit(unit, who, "export", "bank", name, {"records": bank.records, "format": file_format})
         with self.storage.read() as unit:
             records = [_file_record(r) for r in unit.banks.records(bank.id)]
@@ -187,7 +189,7 @@ class Banks(UseCases):
 
     def _add_one(self, who: Principal, name: str, record: BankRecord, detail: dict) -> StoredRecord:
         with self.storage.unit() as unit:
-            bank = get_bank(unit, name)
+            bank = get_bank(unit, who, name)
             imported, rejected = self._add(unit, bank, [record], [1])
             if rejected:
                 raise Conflict(rejected[0]["message"], code="duplicate_record")
@@ -198,7 +200,7 @@ class Banks(UseCases):
         """A record by its store id (audited: a bank's hashes are the clearinghouse's to guard)."""
         require(who, CURATORS, "read bank records")
         with self.storage.unit() as unit:
-            record = unit.banks.record(get_bank(unit, name).id, content_id=content_id)
+            record = unit.banks.record(get_bank(unit, who, name).id, content_id=content_id)
             if record is None:
                 raise NotFound(f"bank {name!r} has no record with id {content_id}")
             audit(unit, who, "read", "bank_record", f"{name}/{record.record_id}")
@@ -211,7 +213,7 @@ class Banks(UseCases):
         if disabled_until is not None and not 0 <= disabled_until <= MAX_UNIX_TIME:
             raise InvalidInput("a disabled-until time is unix seconds, 0 to year 9999", code="invalid_time")
         with self.storage.unit() as unit:
-            bank = get_bank(unit, name)
+            bank = get_bank(unit, who, name)
             record = unit.banks.record(bank.id, content_id=content_id)
             if record is None:
                 raise NotFound(f"bank {name!r} has no record with id {content_id}")

@@ -5,10 +5,11 @@ from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
-from fimg_service.errors import InvalidInput, NotFound, problem
+from fimg_service.errors import Forbidden, InvalidInput, NotFound, problem
 from fimg_service.storage import Unit
 from fimg_service.storage.records import GalleryInfo
-from fimg_service.usecases.base import CURATORS, Principal, UseCases, audit, require
+from fimg_service.usecases.base import CURATORS, Principal, audit, require
+from fimg_service.usecases.cases import CaseTeam, in_case, visible
 from fimg_service.usecases.rules import MAX_DESCRIPTION, MAX_LABEL, check_face_threshold, check_name, check_text
 from fimg_service.usecases.uploads import Uploads
 from biometrics import FaceChoiceError, choose_face
@@ -16,11 +17,9 @@ from imaging import DecodeError
 from workers.registry import invalid_params
 
 
-def get_gallery(unit: Unit, name: str) -> GalleryInfo:
-    gallery = unit.galleries.get(name)
-    if gallery is None:
-        raise NotFound(f"no gallery named {name!r}")
-    return gallery
+def get_gallery(unit: Unit, who: Principal, name: str) -> GalleryInfo:
+    """The gallery, if the caller owns it, is on its team or is an admin; else NotFound (see `cases`)."""
+    return visible(unit, who, "gallery", name)
 
 
 def enrolment_face(faces: list[dict], face_index: int | None) -> dict:
@@ -36,7 +35,10 @@ def enrolment_face(faces: list[dict], face_index: int | None) -> dict:
     return face
 
 
-class Galleries(UseCases):
+class Galleries(CaseTeam):
+    kind = "gallery"
+    member_roles = CURATORS  # service keys never read galleries
+
     def __init__(self, storage, uploads: Uploads, enrolment_faces: Callable[[bytes], list[dict]]):
         super().__init__(storage)
         self.uploads = uploads
@@ -56,13 +58,13 @@ class Galleries(UseCases):
     def get(self, who: Principal, name: str) -> GalleryInfo:
         require(who, CURATORS, "read galleries")
         with self.storage.read() as unit:
-            return get_gallery(unit, name)
+            return get_gallery(unit, who, name)
 
     def list(self, who: Principal) -> list[GalleryInfo]:
         require(who, CURATORS, "list galleries")
         with self.storage.unit() as unit:
             audit(unit, who, "list", "galleries", "all")
-            return unit.galleries.list()
+            return unit.galleries.list(who.key_id, all_cases=who.is_admin)
 
     def enrol(self, who: Principal, name: str, subject_id: str, label: str | None,
               photos: Sequence[tuple[str, float | None, int | None]]) -> tuple[list[dict], list[dict]]:
@@ -71,7 +73,7 @@ class Galleries(UseCases):
         check_text("a subject id", subject_id, MAX_LABEL, required=True)
         check_text("a label", label, MAX_LABEL)
         with self.storage.read() as unit:
-            get_gallery(unit, name)
+            get_gallery(unit, who, name)
         faces, rejected = [], []
         for upload_id, age_at_photo, face_index in photos:
             upload = self.uploads.get(who, upload_id)
@@ -91,17 +93,21 @@ class Galleries(UseCases):
         if not faces:
             raise InvalidInput("no photo gave a usable face", code="nothing_enrolled", rejected=rejected)
         with self.storage.unit() as unit:
-            ids = unit.galleries.add_faces(get_gallery(unit, name).id, faces)
+            ids = unit.galleries.add_faces(get_gallery(unit, who, name).id, faces)
             audit(unit, who, "enrol", "gallery_subject", f"{name}/{subject_id}", {"faces": len(ids)})
         enrolled = [{"face_id": i, "source_sha256": f["source_sha256"], "quality": f["quality"]}
                     for i, f in zip(ids, faces)]
         return enrolled, rejected
 
     def subjects(self, who: Principal, name: str, include_embeddings: bool = False) -> list[dict]:
-        """Subjects with their faces; embeddings only when asked for (audited as an export)."""
+        """Subjects with their faces; embeddings (biometric data) only when asked for, only for the gallery's
+        owner and members (an admin adds itself first, which is audited), and audited as an export."""
         require(who, CURATORS, "read galleries")
         with self.storage.unit() as unit:
-            gallery = get_gallery(unit, name)
+            gallery = get_gallery(unit, who, name)
+            if include_embeddings and not in_case(who, gallery, unit.galleries.members):
+                raise Forbidden(f"only the owner and members of gallery {name!r} read its embeddings",
+                                code="not_a_member")
             audit(unit, who, "export" if include_embeddings else "read", "gallery", name,
                   {"include_embeddings": include_embeddings})
         with self.storage.read() as unit:
@@ -120,7 +126,7 @@ class Galleries(UseCases):
     def delete_subject(self, who: Principal, name: str, subject_id: str) -> int:
         require(who, CURATORS, "delete gallery subjects")
         with self.storage.unit() as unit:
-            removed = unit.galleries.delete_subject(get_gallery(unit, name).id, subject_id)
+            removed = unit.galleries.delete_subject(get_gallery(unit, who, name).id, subject_id)
             if not removed:
                 raise NotFound(f"gallery {name!r} has no subject {subject_id!r}")
             audit(unit, who, "delete", "gallery_subject", f"{name}/{subject_id}", {"faces": removed})
@@ -130,7 +136,7 @@ class Galleries(UseCases):
         require(who, CURATORS, "calibrate galleries")
         check_face_threshold(threshold)
         with self.storage.unit() as unit:
-            unit.galleries.set_threshold(get_gallery(unit, name).id, threshold, calibration)
+            unit.galleries.set_threshold(get_gallery(unit, who, name).id, threshold, calibration)
             audit(unit, who, "calibrate", "gallery", name, {"threshold": threshold})
 
     def search_files(self, who: Principal, name: str, files: Sequence[tuple[str, bytes]], top_k: int = 5,
@@ -144,7 +150,7 @@ class Galleries(UseCases):
         except ValidationError as exc:
             raise invalid_params(exc) from None
         with self.storage.unit() as unit:
-            gallery = get_gallery(unit, name)
+            gallery = get_gallery(unit, who, name)
             faces = unit.galleries.faces(gallery.id)
             audit(unit, who, "search", "gallery", name, {"images": len(files)})
         matrix = face_jobs.gallery_matrix(gallery.threshold, faces)

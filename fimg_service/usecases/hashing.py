@@ -41,16 +41,17 @@ class Hashing(UseCases):
     def lookup(self, who: Principal, signals: dict[str, str], banks: list[str] | None,
                threshold: int | None = None) -> list[dict]:
         """Matches of one query's hashes ({kind: hex}: pdq, md5, sha1, sha256) in the named banks (None: every
-        bank), each a report row with the record's provenance and store id; disabled records never match."""
+        bank the caller sees), each a report row with the record's provenance and store id; disabled records
+        never match."""
         require(who, HASHERS, "look hashes up")
         check_pdq_threshold(threshold)
         signals = query_signals(signals)
         if banks is not None and not banks:
             raise InvalidInput("name at least one bank", code="invalid_input")
         with self.storage.read() as unit:
-            names = unit.banks.names() if banks is None else banks
+            names = unit.banks.names(who.key_id, all_cases=who.is_admin) if banks is None else banks
             for name in names:
-                get_bank(unit, name)
+                get_bank(unit, who, name)
         matches = self.pool().lookup(signals, names, threshold) if names else []
         with self.storage.unit() as unit:
             audit(unit, who, "lookup", "banks", ",".join(names)[:200] or "-",

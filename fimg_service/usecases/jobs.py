@@ -79,7 +79,7 @@ class Jobs(UseCases):
             typed = spec.params(params)
         except ValidationError as exc:
             raise invalid_params(exc) from None
-        self._check_references(spec, typed)
+        self._check_references(who, spec, typed)
         items = spec.build_items(request, typed, self.uploads.resolver(who))
         fingerprint = request_fingerprint(job_type, request, typed.model_dump(mode="json"))
         try:
@@ -98,13 +98,14 @@ class Jobs(UseCases):
         self.wake()
         return job
 
-    def _check_references(self, spec: JobType, params) -> None:
+    def _check_references(self, who: Principal, spec: JobType, params) -> None:
+        """Every bank and gallery the job names exists and is one the caller sees (NotFound otherwise)."""
         refs = spec.references(params)
         with self.storage.read() as unit:
             for name in refs.banks:
-                get_bank(unit, name)
+                get_bank(unit, who, name)
             for name in refs.galleries:
-                get_gallery(unit, name)
+                get_gallery(unit, who, name)
 
     def list(self, who: Principal, status: str | None = None, limit: int = 100, offset: int = 0) -> list[JobRecord]:
         with self.storage.unit() as unit:

@@ -37,6 +37,8 @@ class Keys(UseCases):
             raise InvalidInput(f"unknown role {role!r}; expected one of {', '.join(ROLES)}", code="invalid_role")
         plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
         with self.storage.unit() as unit:
+            if unit.keys.active_by_name(name):  # case teams name their members by key name
+                raise Conflict(f"an active API key is already named {name!r}", code="key_name_taken")
             key = unit.keys.create(name, role, hash_api_key(plaintext))
             audit(unit, who, "create", "api_key", key.id, {"name": name, "role": role})
         return key, plaintext

@@ -1,10 +1,10 @@
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from fimg_service.errors import UnsupportedMedia
 from fimg_service.http.deps import App, Curator
-from fimg_service.http.models import BankIn, BankOut, ImportOut
+from fimg_service.http.models import BankIn, BankOut, ImportOut, KeyName, MemberOut, MembersOut
 
 router = APIRouter(tags=["banks"])
 MEDIA_FORMATS = {"text/csv": "csv", "application/csv": "csv", "application/x-ndjson": "jsonl",
@@ -47,3 +47,19 @@ def export_records(name: str, who: Curator, app: App, format: str = Query("csv",
     text, warnings = app.banks.export(who, name, format)
     headers = {"X-Fimg-Export-Warnings": "; ".join(warnings)} if warnings else {}
     return PlainTextResponse(text, media_type=FORMAT_MEDIA.get(format, "text/plain"), headers=headers)
+
+
+@router.get("/v1/banks/{name}/members", response_model=MembersOut)
+def list_bank_members(name: str, who: Curator, app: App):
+    return MembersOut.of(*app.banks.members(who, name))
+
+
+@router.put("/v1/banks/{name}/members/{key_name}", response_model=MemberOut)
+def add_bank_member(name: str, key_name: KeyName, who: Curator, app: App):
+    return MemberOut.of(app.banks.add_member(who, name, key_name))
+
+
+@router.delete("/v1/banks/{name}/members/{key_name}", status_code=204)
+def remove_bank_member(name: str, key_name: KeyName, who: Curator, app: App):
+    app.banks.remove_member(who, name, key_name)
+    return Response(status_code=204)

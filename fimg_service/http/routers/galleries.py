@@ -1,7 +1,7 @@
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from fimg_service.http.deps import App, Curator
-from fimg_service.http.models import GalleryIn, GalleryOut, SubjectIn
+from fimg_service.http.models import GalleryIn, GalleryOut, KeyName, MemberOut, MembersOut, SubjectIn
 
 router = APIRouter(tags=["faces"])
 
@@ -31,3 +31,19 @@ def list_subjects(name: str, who: Curator, app: App, include_embeddings: bool = 
 @router.delete("/v1/galleries/{name}/subjects/{subject_id}")
 def delete_subject(name: str, subject_id: str, who: Curator, app: App) -> dict:
     return {"removed": app.galleries.delete_subject(who, name, subject_id)}
+
+
+@router.get("/v1/galleries/{name}/members", response_model=MembersOut)
+def list_gallery_members(name: str, who: Curator, app: App):
+    return MembersOut.of(*app.galleries.members(who, name))
+
+
+@router.put("/v1/galleries/{name}/members/{key_name}", response_model=MemberOut)
+def add_gallery_member(name: str, key_name: KeyName, who: Curator, app: App):
+    return MemberOut.of(app.galleries.add_member(who, name, key_name))
+
+
+@router.delete("/v1/galleries/{name}/members/{key_name}", status_code=204)
+def remove_gallery_member(name: str, key_name: KeyName, who: Curator, app: App):
+    app.galleries.remove_member(who, name, key_name)
+    return Response(status_code=204)
