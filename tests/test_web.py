@@ -254,3 +254,26 @@ def test_every_page_renders_for_an_admin(service, path):
     sign_in(client, service.keys["admin"])
     response = client.get(path)
     assert response.status_code == 200 and "<h1>" in response.text
+
+
+def test_a_banks_owner_manages_its_case_team_from_the_bank_page(service):
+    owner, colleague = browser(service), browser(service)
+    sign_in(owner, service.keys["analyst"])
+    sign_in(colleague, service.keys["analyst2"])
+    owner.post("/ui/banks", data={"name": "case-17", "csrf_token": form_token(owner)}, headers=JSON)
+    assert colleague.get("/ui/banks/case-17").status_code == 404  # not on the team: as if there were none
+    added = owner.post("/ui/banks/case-17/members", headers=JSON,
+                       data={"key_name": "test-analyst-2", "csrf_token": form_token(owner, "/ui/banks/case-17")})
+    assert added.json() == {"redirect": "/ui/banks/case-17"}
+    page = colleague.get("/ui/banks/case-17")
+    assert page.status_code == 200 and 'data-member="test-analyst-2"' in page.text
+    assert 'action="/ui/banks/case-17/members"' not in page.text  # a member does not manage the team
+    refused = colleague.post("/ui/banks/case-17/members/test-analyst-2/remove", headers=JSON,
+                             data={"csrf_token": form_token(colleague, "/ui/banks/case-17")})
+    assert refused.status_code == 403 and refused.json()["code"] == "not_owner"
+    unknown = owner.post("/ui/banks/case-17/members", headers=JSON,
+                         data={"key_name": "nobody", "csrf_token": form_token(owner, "/ui/banks/case-17")})
+    assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_key"
+    owner.post("/ui/banks/case-17/members/test-analyst-2/remove", headers=JSON,
+               data={"csrf_token": form_token(owner, "/ui/banks/case-17")})
+    assert colleague.get("/ui/banks/case-17").status_code == 404

@@ -33,8 +33,16 @@ def create_bank(request: Request, signed_in: Page, app: App, form: Form):
 
 def _bank_page(request: Request, signed_in, app: App, name: str, **outcome):
     bank = app.banks.get(signed_in.principal, name)
+    owner, members = app.banks.members(signed_in.principal, name)
     return render(request, "bank.html", signed_in, bank=bank, import_formats=IMPORT_FORMATS,
-                  export_formats=EXPORT_FORMATS, **outcome)
+                  export_formats=EXPORT_FORMATS, team=team(signed_in, "banks", name, owner, members), **outcome)
+
+
+def team(signed_in, area: str, name: str, owner, members) -> dict:
+    """What a bank's or gallery's page shows of its case team, and whether this caller may change it."""
+    who = signed_in.principal
+    return {"action": f"/ui/{area}/{name}/members", "owner": owner, "members": members,
+            "manages": who.is_admin or (owner is not None and owner.id == who.key_id)}
 
 
 @router.get("/banks/{name}")
@@ -66,3 +74,16 @@ def export_bank(signed_in: Page, app: App, name: BankName, format: str = "csv"):
     text, _warnings = app.banks.export(signed_in.principal, name, format)
     suffix = format if format in EXPORT_TYPES else "txt"
     return attachment(text, EXPORT_TYPES.get(format, "text/plain"), f"{name}.{suffix}")
+
+
+@router.post("/banks/{name}/members")
+def add_member(request: Request, signed_in: Page, app: App, name: BankName, form: Form):
+    app.banks.add_member(signed_in.principal, name, form.text("key_name", ""))
+    return go(request, f"/banks/{name}")
+
+
+@router.post("/banks/{name}/members/{key_name}/remove")
+def remove_member(request: Request, signed_in: Page, app: App, name: BankName,
+                  key_name: Annotated[str, Path(max_length=200)], form: Form):
+    app.banks.remove_member(signed_in.principal, name, key_name)
+    return go(request, f"/banks/{name}")

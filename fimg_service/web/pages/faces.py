@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Request
 from fimg_service.errors import InvalidInput
 from fimg_service.http.deps import App
 from fimg_service.usecases import job_request
+from fimg_service.web.pages.banks import team
 from fimg_service.web.render import render
 from fimg_service.web.session import Form, Page, go
 
@@ -31,7 +32,9 @@ def create_gallery(request: Request, signed_in: Page, app: App, form: Form):
 def _gallery_page(request: Request, signed_in, app: App, name: str, **outcome):
     gallery = app.galleries.get(signed_in.principal, name)
     subjects = app.galleries.subjects(signed_in.principal, name)
-    return render(request, "gallery.html", signed_in, gallery=gallery, subjects=subjects, **outcome)
+    owner, members = app.galleries.members(signed_in.principal, name)
+    return render(request, "gallery.html", signed_in, gallery=gallery, subjects=subjects,
+                  team=team(signed_in, "faces", name, owner, members), **outcome)
 
 
 @router.get("/faces/{name}")
@@ -69,3 +72,16 @@ def search_gallery(request: Request, signed_in: Page, app: App, name: GalleryNam
     params = {"gallery": name, "top_k": int(form.number("top_k", "the number of candidates", 5))}
     job = app.jobs.submit(who, "face_search", job_request([u.id for u in uploads]), params)
     return go(request, f"/jobs/{job.id}")
+
+
+@router.post("/faces/{name}/members")
+def add_member(request: Request, signed_in: Page, app: App, name: GalleryName, form: Form):
+    app.galleries.add_member(signed_in.principal, name, form.text("key_name", ""))
+    return go(request, f"/faces/{name}")
+
+
+@router.post("/faces/{name}/members/{key_name}/remove")
+def remove_member(request: Request, signed_in: Page, app: App, name: GalleryName,
+                  key_name: Annotated[str, Path(max_length=200)], form: Form):
+    app.galleries.remove_member(signed_in.principal, name, key_name)
+    return go(request, f"/faces/{name}")
