@@ -2,6 +2,7 @@ from fastapi import APIRouter, Query, Response
 
 from fimg_service.http.deps import Admin, App
 from fimg_service.http.models import KeyIn, KeyOut
+from fimg_service.http.openapi import errors
 
 router = APIRouter(tags=["admin"])
 
@@ -18,7 +19,7 @@ def list_keys(who: Admin, app: App) -> dict:
                       "revoked": k.revoked} for k in app.keys.list(who)]}
 
 
-@router.delete("/v1/keys/{key_id}", status_code=204)
+@router.delete("/v1/keys/{key_id}", status_code=204, responses=errors(409))
 def revoke_key(key_id: int, who: Admin, app: App):
     app.keys.revoke(who, key_id)
     return Response(status_code=204)

@@ -222,7 +222,8 @@ def bank_update_content(name: str, content_id: int, who: Curator, app: App,
 
 # -- status (unauthenticated, for load balancers) --
 
-@router.get("/status", response_class=PlainTextResponse)
+@router.get("/status", response_class=PlainTextResponse, responses={
+    503: {"description": "INDEX-NOT-LOADED: the worker pool is not up", "content": {"text/plain": {}}}})
 def status(app: App):
     if app.workers == 0:
         return PlainTextResponse("INDEX-NOT-LOADED", status_code=503)
