@@ -1,8 +1,9 @@
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from fimg_service.http.deps import Admin, App
 from fimg_service.http.models import KeyIn, KeyOut
 from fimg_service.http.openapi import errors
+from fimg_service.usecases.rules import MAX_ROW_ID
 
 router = APIRouter(tags=["admin"])
 
@@ -20,7 +21,7 @@ def list_keys(who: Admin, app: App) -> dict:
 
 
 @router.delete("/v1/keys/{key_id}", status_code=204, responses=errors(409))
-def revoke_key(key_id: int, who: Admin, app: App):
+def revoke_key(who: Admin, app: App, key_id: int = Path(ge=1, le=MAX_ROW_ID)):
     app.keys.revoke(who, key_id)
     return Response(status_code=204)
 

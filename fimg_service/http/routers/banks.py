@@ -34,11 +34,11 @@ async def import_records(name: str, request: Request, who: Curator, app: App,
                          signal_type: str | None = Query(None, max_length=40,
                                                          description="pytx_local: the type of bare hashes")):
     media_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if format is None and media_type not in MEDIA_FORMATS:
+    file_format = format or MEDIA_FORMATS.get(media_type)
+    if file_format is None:
         raise UnsupportedMedia("send bank records as text/csv or application/x-ndjson, or name a ?format=")
     body = await request.body()
-    report = await run_in_threadpool(app.banks.import_file, who, name, body, format or MEDIA_FORMATS[media_type],
-                                     signal_type)
+    report = await run_in_threadpool(app.banks.import_file, who, name, body, file_format, signal_type)
     return ImportOut(imported=report.imported, rejected=report.rejected, disabled=report.disabled,
                      unsupported=report.unsupported)
 
