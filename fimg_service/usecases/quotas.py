@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from functools import cached_property
 
 from limits import parse_many
 from limits.storage import MemoryStorage
@@ -24,8 +25,12 @@ STORAGE_RETRY_AFTER_S = 3600  # stored bytes do not drain by themselves: an admi
 class Quotas:
     def __init__(self, rate_limit: str, max_queued_items: int, max_stored_bytes: int):
         self.rates = parse_many(rate_limit) if rate_limit else []
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
         self.max_queued_items, self.max_stored_bytes = max_queued_items, max_stored_bytes
+
+    @cached_property
+    def limiter(self) -> MovingWindowRateLimiter:
+        """Made on the first request counted (its storage starts an expiry timer thread): the CLI never counts."""
+        return MovingWindowRateLimiter(MemoryStorage())
 
     def admit(self, who: Principal) -> None:
         """Count one request of this key; TooManyRequests once any of its rates is used up."""
