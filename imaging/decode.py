@@ -12,7 +12,7 @@ happens. Animated and multi-image files give their first frame.
 Limits are checked per call against the header, before any pixel is decoded; a `DecodeBudget` shared by the
 calls of one request bounds the pixels they decode together. A PNG whose compressed stream ends before the
 rows its header declares is `TruncatedImage`, found by inflating the stream without keeping its output (Pillow
-itself fills the missing rows with black). Pillow's own global bomb
+itself fills the missing rows with black) where it is compressed more than 8:1. Pillow's own global bomb
 guard (Image.MAX_IMAGE_PIXELS) is left as is; its error becomes `TooManyPixels`, and its warning, which
 `DecodeLimits` supersedes, is filtered out (see `_ignore_pillow_bomb_warning`).
 """
@@ -282,24 +282,31 @@ def _check_header_size(size: tuple[int, int], limits: DecodeLimits) -> None:
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type
 _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 _MAX_DEFLATE_RATIO = 1032  # deflate's best case: 258 bytes from each 2-bit code
+# Below this ratio the rows cost the sender about what they cost to decode, and the decode budget bounds them;
+# re-inflating such streams (photographs) would add a third to their decoding time.
+_CHECKED_RATIO = 8
 _INFLATE_STEP = 1 << 16
 
 
 def _check_png_stream(data: bytes, size: tuple[int, int]) -> None:
     """TruncatedImage if the PNG's zlib stream ends before the filtered rows its header declares.
 
-    A file cut short (stream unfinished) or with a broken stream is left to Pillow, which reports both."""
+    The stream is inflated (and its output counted) only where it would expand more than `_CHECKED_RATIO`
+    times; a file cut short (stream unfinished) or with a broken stream is left to Pillow, which reports both."""
     header = _png_header(data)
     if header is None:
         return
     bit_depth, colour_type, interlaced = header
     expected = _png_filtered_size(size, _PNG_CHANNELS.get(colour_type, 4) * bit_depth, interlaced)
-    compressed = _png_idat(data)
-    if len(compressed) * _MAX_DEFLATE_RATIO < expected:
-        raise TruncatedImage(f"the image data ends early: {len(compressed)} compressed bytes cannot hold the"
+    parts = _png_idat(data)
+    compressed_size = sum(len(part) for part in parts)
+    if compressed_size * _MAX_DEFLATE_RATIO < expected:
+        raise TruncatedImage(f"the image data ends early: {compressed_size} compressed bytes cannot hold the"
                              f" {expected} bytes of rows the header declares")
+    if compressed_size * _CHECKED_RATIO >= expected:
+        return
     try:
-        produced, ended = _inflated_size(compressed, expected)
+        produced, ended = _inflated_size(b"".join(parts), expected)
     except zlib.error:
         return
     if ended and produced < expected:
@@ -331,17 +338,17 @@ def _png_header(data: bytes) -> tuple[int, int, int] | None:
     return bit_depth, colour_type, interlace
 
 
-def _png_idat(data: bytes) -> bytes:
-    """The concatenated IDAT payloads (the first frame's image data)."""
-    parts, position = [], 8
+def _png_idat(data: bytes) -> list[memoryview]:
+    """The IDAT payloads (the first frame's image data), in order."""
+    parts, position, view = [], 8, memoryview(data)
     while position + 8 <= len(data):
         length, kind = struct.unpack(">I4s", data[position:position + 8])
         if kind == b"IDAT":
-            parts.append(data[position + 8:position + 8 + length])
+            parts.append(view[position + 8:position + 8 + length])
         elif parts or kind == b"IEND":
             break
         position += 12 + length
-    return b"".join(parts)
+    return parts
 
 
 def _png_filtered_size(size: tuple[int, int], bits_per_pixel: int, interlaced: int) -> int:
