@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from fimg_service import web
 from fimg_service.config import Settings
-from fimg_service.http import errors
+from fimg_service.http import docs, errors, openapi
 from fimg_service.http.limits import BodyLimitMiddleware
 from fimg_service.http.routers import ROUTERS
 from fimg_service.usecases import Application
@@ -29,11 +29,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             application.close()
 
-    app = FastAPI(title="fimg", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="fimg", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Forensic imaging and biometrics: hash matching, face biometrics, age progression.")
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     errors.install(app, pages={web.PREFIX: web.error_page})
     for router in ROUTERS:
         app.include_router(router)
     web.install(app)
+    docs.install(app)
+    openapi.install(app)
     return app

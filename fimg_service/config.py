@@ -11,12 +11,19 @@ FIMG_AUTO_UPGRADE   1 (default): the service brings the database schema to head 
 FIMG_URL_HASH_HOSTS comma-separated hosts whose URLs the HMA-compatible routes may fetch and hash (default none:
                     the service fetches no URL)
 FIMG_SESSION_IDLE_MINUTES  a web session ends after this long unused (default 30)
+FIMG_MAX_REQUEST_MEGAPIXELS  pixels one upload request may decode, all its files together (default 1000)
+FIMG_RATE_LIMIT     requests per API key, in the `limits` package's notation (default "50/second;2000/minute";
+                    "off" disables); counted in memory, per service process
+FIMG_QUOTA_QUEUED_ITEMS      unfinished job items one key may have queued (default 500000)
+FIMG_QUOTA_STORED_MB         upload bytes one key may store (default 10240)
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from limits import parse_many
 
 
 def _int_env(name: str, default: int | None) -> int | None:
@@ -40,6 +47,21 @@ def _bool_env(name: str, default: bool) -> bool:
     raise SystemExit(f"{name} must be 1 or 0, got {raw!r}")
 
 
+DEFAULT_RATE_LIMIT = "50/second;2000/minute"
+
+
+def _rate_env(name: str, default: str) -> str:
+    """A rate in the `limits` notation ("10/second;500/minute"), checked at start; "off" (or "0") is none."""
+    raw = (os.environ.get(name) or default).strip()
+    if raw.lower() in ("off", "0", "none"):
+        return ""
+    try:
+        parse_many(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be rates such as '50/second;2000/minute' or 'off', got {raw!r}") from exc
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -51,6 +73,10 @@ class Settings:
     auto_upgrade: bool = True
     url_hash_hosts: tuple[str, ...] = ()
     session_idle_seconds: int = 30 * 60
+    max_request_pixels: int = 1000 * 10**6
+    rate_limit: str = DEFAULT_RATE_LIMIT
+    max_queued_items: int = 500_000
+    max_stored_bytes: int = 10240 * 2**20
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -67,4 +93,8 @@ class Settings:
             url_hash_hosts=tuple(h.strip().lower() for h in os.environ.get("FIMG_URL_HASH_HOSTS", "").split(",")
                                  if h.strip()),
             session_idle_seconds=max(1, _int_env("FIMG_SESSION_IDLE_MINUTES", 30) or 30) * 60,
+            max_request_pixels=max(1, _int_env("FIMG_MAX_REQUEST_MEGAPIXELS", 1000)) * 10**6,
+            rate_limit=_rate_env("FIMG_RATE_LIMIT", DEFAULT_RATE_LIMIT),
+            max_queued_items=max(1, _int_env("FIMG_QUOTA_QUEUED_ITEMS", 500_000)),
+            max_stored_bytes=max(1, _int_env("FIMG_QUOTA_STORED_MB", 10240)) * 2**20,
         )

@@ -48,6 +48,16 @@ class TooLarge(FimgError):
     code = "too_large"
 
 
+class TooManyRequests(FimgError):
+    """A rate limit or quota of the caller is reached; `retry_after` says in how many seconds to try again."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None, **detail: Any):
+        super().__init__(message, code=code, retry_after=retry_after, **detail)
+        self.retry_after = retry_after
+
+
 class UnsupportedMedia(FimgError):
     code = "unsupported_media_type"
 

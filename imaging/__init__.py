@@ -2,7 +2,9 @@
 
 from imaging.decode import (
     ACCEPTED_FORMATS,
+    BudgetExceeded,
     CorruptImage,
+    DecodeBudget,
     DecodeError,
     DecodeLimits,
     Decoded,
@@ -21,7 +23,9 @@ from imaging.phash import PHASH_THRESHOLD, phash
 
 __all__ = [
     "ACCEPTED_FORMATS",
+    "BudgetExceeded",
     "CorruptImage",
+    "DecodeBudget",
     "DecodeError",
     "DecodeLimits",
     "Decoded",

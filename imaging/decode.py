@@ -9,7 +9,10 @@ The pixels are what the PDQ reference pipeline hashes (see shared/README.md): Pi
 samples above 255 rather than scaling them, and drops alpha without compositing; `notes` says so when it
 happens. Animated and multi-image files give their first frame.
 
-Limits are checked per call against the header, before any pixel is decoded. Pillow's own global bomb
+Limits are checked per call against the header, before any pixel is decoded; a `DecodeBudget` shared by the
+calls of one request bounds the pixels they decode together. A PNG whose compressed stream ends before the
+rows its header declares is `TruncatedImage`, found by inflating the stream without keeping its output (Pillow
+itself fills the missing rows with black) where it is compressed more than 8:1. Pillow's own global bomb
 guard (Image.MAX_IMAGE_PIXELS) is left as is; its error becomes `TooManyPixels`, and its warning, which
 `DecodeLimits` supersedes, is filtered out (see `_ignore_pillow_bomb_warning`).
 """
@@ -18,7 +21,10 @@ from __future__ import annotations
 
 import io
 import os
+import struct
+import threading
 import warnings
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,6 +62,23 @@ class DecodeLimits:
     max_bytes: int = 50 * 2**20
     max_pixels: int = 100_000_000
     max_dimension: int = 50_000
+
+
+class DecodeBudget:
+    """Pixels that several decodes (one request's files) may decode together; each call charges the size its
+    header declares before decoding, which bounds what it can decode. Safe to share between threads."""
+
+    def __init__(self, pixels: int):
+        self.remaining = pixels
+        self._lock = threading.Lock()
+
+    def charge(self, width: int, height: int) -> None:
+        with self._lock:
+            if width * height > self.remaining:
+                raise BudgetExceeded(
+                    f"decoding {width}x{height} pixels would exceed this request's decode budget"
+                    f" ({self.remaining} pixels left); send the files in smaller requests")
+            self.remaining -= width * height
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,11 +129,16 @@ class CorruptImage(DecodeError):
     code = "corrupt"
 
 
+class BudgetExceeded(DecodeError):
+    code = "decode_budget_exceeded"
+
+
 def decode(
     data: bytes | str | os.PathLike,
     limits: DecodeLimits = DecodeLimits(),
     exif_transpose: bool = True,
     scale_high_bit_depth: bool = False,
+    budget: DecodeBudget | None = None,
 ) -> Decoded:
     """Decode an image safely; raises a `DecodeError` subclass for anything that is not a usable image.
 
@@ -127,6 +155,11 @@ def decode(
         raise FileTooLarge(f"the file is {len(data)} bytes, over the limit of {limits.max_bytes} bytes")
     image = _open(data, limits)
     try:
+        _check_header_size(image.size, limits)
+        if image.format == "PNG":
+            _check_png_stream(data, image.size)
+        if budget is not None:
+            budget.charge(*image.size)
         return _decode_opened(image, limits, exif_transpose, scale_high_bit_depth)
     finally:
         image.close()
@@ -191,7 +224,6 @@ def _foreign_format(data: bytes) -> str | None:
 
 def _decode_opened(image: Image.Image, limits: DecodeLimits, exif_transpose: bool, scale_high_bit_depth: bool,
                    ) -> Decoded:
-    _check_header_size(image.size, limits)
     file_format, mode = image.format, image.mode
     try:
         frames = getattr(image, "n_frames", 1)
@@ -245,6 +277,91 @@ def _check_header_size(size: tuple[int, int], limits: DecodeLimits) -> None:
             f"the header declares {width}x{height} = {width * height} pixels, over the limit of"
             f" {limits.max_pixels} (decompression bomb?)"
         )
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+_MAX_DEFLATE_RATIO = 1032  # deflate's best case: 258 bytes from each 2-bit code
+# Below this ratio the rows cost the sender about what they cost to decode, and the decode budget bounds them;
+# re-inflating such streams (photographs) would add a third to their decoding time.
+_CHECKED_RATIO = 8
+_INFLATE_STEP = 1 << 16
+
+
+def _check_png_stream(data: bytes, size: tuple[int, int]) -> None:
+    """TruncatedImage if the PNG's zlib stream ends before the filtered rows its header declares.
+
+    The stream is inflated (and its output counted) only where it would expand more than `_CHECKED_RATIO`
+    times; a file cut short (stream unfinished) or with a broken stream is left to Pillow, which reports both."""
+    header = _png_header(data)
+    if header is None:
+        return
+    bit_depth, colour_type, interlaced = header
+    expected = _png_filtered_size(size, _PNG_CHANNELS.get(colour_type, 4) * bit_depth, interlaced)
+    parts = _png_idat(data)
+    compressed_size = sum(len(part) for part in parts)
+    if compressed_size * _MAX_DEFLATE_RATIO < expected:
+        raise TruncatedImage(f"the image data ends early: {compressed_size} compressed bytes cannot hold the"
+                             f" {expected} bytes of rows the header declares")
+    if compressed_size * _CHECKED_RATIO >= expected:
+        return
+    try:
+        produced, ended = _inflated_size(b"".join(parts), expected)
+    except zlib.error:
+        return
+    if ended and produced < expected:
+        raise TruncatedImage(f"the image data ends early: the compressed stream ends after {produced} of the"
+                             f" {expected} bytes of rows the header declares")
+
+
+def _inflated_size(compressed: bytes, enough: int) -> tuple[int, bool]:
+    """How many bytes the zlib stream inflates to (counting stops at `enough`), and whether the stream ended;
+    the output is counted and dropped, a bounded piece at a time."""
+    inflater, produced, view = zlib.decompressobj(), 0, memoryview(compressed)
+    pieces = [view[start:start + _INFLATE_STEP] for start in range(0, len(view), _INFLATE_STEP)] + [b""]
+    for pending in pieces:
+        if produced >= enough or inflater.eof:
+            break
+        while produced < enough and not inflater.eof:
+            rows = inflater.decompress(pending, _INFLATE_STEP)
+            produced += len(rows)
+            pending = inflater.unconsumed_tail
+            if not rows and not pending:
+                break
+    return produced, inflater.eof
+
+
+def _png_header(data: bytes) -> tuple[int, int, int] | None:
+    if len(data) < 33 or data[12:16] != b"IHDR":
+        return None
+    bit_depth, colour_type, _compression, _filter, interlace = struct.unpack(">BBBBB", data[24:29])
+    return bit_depth, colour_type, interlace
+
+
+def _png_idat(data: bytes) -> list[memoryview]:
+    """The IDAT payloads (the first frame's image data), in order."""
+    parts, position, view = [], 8, memoryview(data)
+    while position + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[position:position + 8])
+        if kind == b"IDAT":
+            parts.append(view[position + 8:position + 8 + length])
+        elif parts or kind == b"IEND":
+            break
+        position += 12 + length
+    return parts
+
+
+def _png_filtered_size(size: tuple[int, int], bits_per_pixel: int, interlaced: int) -> int:
+    """Bytes of the inflated image data: each row's filter byte and its packed pixels, per Adam7 pass if
+    interlaced."""
+    width, height = size
+    passes = _ADAM7 if interlaced else ((0, 0, 1, 1),)
+    total = 0
+    for x0, y0, dx, dy in passes:
+        columns, rows = (width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy
+        if columns > 0 and rows > 0:
+            total += rows * (1 + (columns * bits_per_pixel + 7) // 8)
+    return total
 
 
 def _orientation(image: Image.Image, notes: list[str]) -> int:

@@ -16,7 +16,9 @@ import pytest
 from PIL import Image
 
 from imaging import (
+    BudgetExceeded,
     CorruptImage,
+    DecodeBudget,
     DecodeError,
     DecodeLimits,
     EmptyFile,
@@ -303,11 +305,76 @@ def test_corrupt_compressed_data():
 
 
 def test_every_error_is_a_decode_error_with_a_stable_code():
-    classes = [EmptyFile, FileTooLarge, TooManyPixels, TruncatedImage, NotAnImage, UnsupportedFormat, CorruptImage]
+    classes = [EmptyFile, FileTooLarge, TooManyPixels, TruncatedImage, NotAnImage, UnsupportedFormat, CorruptImage,
+               BudgetExceeded]
     assert all(issubclass(cls, DecodeError) for cls in classes)
     assert [cls.code for cls in classes] == [
         "empty_file", "file_too_large", "too_many_pixels", "truncated", "not_an_image", "unsupported_format", "corrupt",
+        "decode_budget_exceeded",
     ]
+
+
+def test_a_png_whose_stream_ends_before_its_rows_is_truncated_without_decoding_them():
+    """Issue 15: 9000x9000 declared, a short but properly terminated zlib stream (one row: Pillow accepts it and
+    fills the other 8999 rows with black)."""
+    header = struct.pack(">IIBBBBB", 9000, 9000, 8, 2, 0, 0, 0)
+
+    def claiming_9000_square(rows: bytes) -> bytes:
+        return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(rows, 9))
+                + png_chunk(b"IEND", b""))
+
+    one_row = claiming_9000_square(b"\0" * 27001)
+    assert len(one_row) < 110
+    started = time.perf_counter()
+    assert_refused(one_row, TruncatedImage, "truncated", "cannot hold the 243009000 bytes of rows")
+    assert_refused(png_claiming(9000, 9000), TruncatedImage, "truncated", "cannot hold")
+    noise = np.random.default_rng(3).integers(0, 256, 400_000, dtype=np.uint8).tobytes()
+    assert_refused(claiming_9000_square(noise), TruncatedImage, "truncated",
+                   "stream ends after 400000 of the 243009000 bytes")
+    assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize("layout", ["RGB", "P", "1", "LA", "I;16", "RGB interlaced"])
+def test_complete_pngs_of_every_layout_pass_the_stream_check(layout):
+    image = Image.fromarray(np.random.default_rng(5).integers(0, 256, (37, 53, 3), dtype=np.uint8))
+    if layout == "RGB interlaced":  # Pillow writes no Adam7 PNG
+        data = adam7(image)
+    else:
+        data = encode(image.convert("I").convert("I;16") if layout == "I;16" else image.convert(layout), "PNG")
+    decoded = decode(data)
+    assert (decoded.width, decoded.height) == (53, 37)
+
+
+def adam7(image: Image.Image) -> bytes:
+    """An interlaced 8-bit RGB PNG of `image` (Adam7 passes, filter 0)."""
+    rgb = np.asarray(image.convert("RGB"))
+    passes = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+    raw = b"".join(b"\0" + row.tobytes() for x0, y0, dx, dy in passes for row in rgb[y0::dy, x0::dx]
+                   if rgb[y0::dy, x0::dx].size)
+    height, width = rgb.shape[:2]
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 1)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(raw))
+            + png_chunk(b"IEND", b""))
+
+
+def test_an_interlaced_png_short_of_its_last_pass_is_truncated():
+    complete = adam7(Image.new("RGB", (64, 48), (200, 10, 10)))
+    header = struct.pack(">IIBBBBB", 64, 48, 8, 2, 0, 0, 1)
+    raw = zlib.decompress(complete[33 + 8:-12 - 4])
+    short = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(raw[:-200]))
+             + png_chunk(b"IEND", b""))
+    assert decode(complete).rgb[47, 63].tolist() == [200, 10, 10]
+    assert_refused(short, TruncatedImage, "truncated", "ends after")
+
+
+def test_a_decode_budget_is_shared_by_calls_and_charged_before_decoding():
+    image = encode(Image.new("RGB", (100, 100)), "PNG")
+    budget = DecodeBudget(25_000)
+    decode(image, budget=budget)
+    decode(image, budget=budget)
+    assert budget.remaining == 5_000
+    assert_refused(image, BudgetExceeded, "decode_budget_exceeded", "5000 pixels left", budget=budget)
+    assert budget.remaining == 5_000
 
 
 # ---------------------------------------------------------------- digests

@@ -9,21 +9,36 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import sys
 from pathlib import Path
 
 from fimg_service.config import Settings
-from fimg_service.errors import InvalidInput
+from fimg_service.errors import InvalidInput, NotFound
 from fimg_service.logs import FORMAT as LOG_FORMAT
 from fimg_service.usecases import LOCAL_ADMIN, ROLES, Application, job_request
 from fimg_service.usecases.banks import EXPORT_FORMATS, IMPORT_FORMATS
 
 
-def open_app() -> Application:
-    """The application on this machine's database, its schema brought to head (or checked, see FIMG_AUTO_UPGRADE)."""
-    app = Application(Settings.from_env())
+def open_app(create: bool = False) -> Application:
+    """The application on this machine's database, its schema brought to head (or checked, see FIMG_AUTO_UPGRADE).
+
+    Where neither FIMG_DATA_DIR nor FIMG_DATABASE_URL is set, only `serve` and `db upgrade` (`create`) make the
+    default ./data/fimg.db; other commands refuse to, so one run from the wrong directory does not start an
+    empty database of its own."""
+    settings = Settings.from_env()
+    check_default_database(settings, create)
+    app = Application(settings)
     app.prepare_schema()
     return app
+
+
+def check_default_database(settings: Settings, create: bool) -> None:
+    chosen = os.environ.get("FIMG_DATA_DIR") or os.environ.get("FIMG_DATABASE_URL")
+    default_file = settings.data_dir / "fimg.db"
+    if not create and not chosen and not default_file.exists():
+        raise NotFound(f"no fimg database at {default_file}: set FIMG_DATA_DIR (or FIMG_DATABASE_URL) to the"
+                       " service's, or create this one with `fimg db upgrade`", code="no_database")
 
 
 def read_files(paths: list[Path]) -> tuple[list[tuple[str, bytes]], int]:
@@ -97,7 +112,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     match.add_argument("--out", type=Path, help="write the report here instead of stdout")
     match.set_defaults(func=cmd_match)
 
-    jobs = subparsers.add_parser("jobs", help="list or show jobs").add_subparsers(dest="jobs_cmd", required=True)
+    jobs = subparsers.add_parser("jobs", help="list, show or cancel jobs").add_subparsers(dest="jobs_cmd", required=True)
     jobs_list = jobs.add_parser("list")
     jobs_list.add_argument("--status")
     jobs_list.set_defaults(func=cmd_jobs_list)
@@ -105,6 +120,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     jobs_show.add_argument("job_id")
     jobs_show.add_argument("--items", action="store_true", help="include every item's result")
     jobs_show.set_defaults(func=cmd_jobs_show)
+    jobs_cancel = jobs.add_parser("cancel", help="cancel a queued or running job (any owner's)")
+    jobs_cancel.add_argument("job_id")
+    jobs_cancel.set_defaults(func=cmd_jobs_cancel)
 
     audit = subparsers.add_parser("audit", help="the audit log").add_subparsers(dest="audit_cmd", required=True)
     audit.add_parser("verify", help="check the tamper-evident chain").set_defaults(func=cmd_audit_verify)
@@ -151,7 +169,7 @@ def cmd_member_change(args) -> int:
 def cmd_serve(args) -> int:
     import uvicorn
 
-    app = open_app()
+    app = open_app(create=True)
     key_file = app.settings.data_dir / "initial-admin-key"
     if app.keys.bootstrap_admin(LOCAL_ADMIN, key_file):
         print(f"first start: an admin API key was written to {key_file} (readable by you only)", file=sys.stderr)
@@ -309,6 +327,12 @@ def cmd_jobs_show(args) -> int:
     if items is not None:
         shown["items"] = items
     print(json.dumps(shown, indent=2))
+    return 0
+
+
+def cmd_jobs_cancel(args) -> int:
+    job = open_app().jobs.cancel(LOCAL_ADMIN, args.job_id)
+    print(json.dumps({"id": job.id, "status": job.status, "done": job.done, "total": job.total}))
     return 0
 
 

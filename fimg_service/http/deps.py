@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from fimg_service.usecases import Application, Principal
 from fimg_service.usecases.base import ADMINS, CURATORS, HASHERS, ROLES, require
@@ -20,10 +21,15 @@ def get_app(request: Request) -> Application:
 App = Annotated[Application, Depends(get_app)]
 
 
-def current_principal(request: Request, app: App, authorization: Annotated[str | None, Header()] = None) -> Principal:
-    scheme, _, token = (authorization or "").partition(" ")
-    who = app.keys.authenticate(token.strip() if scheme.lower() == "bearer" else None)  # schemes ignore case
+# Declared in the OpenAPI document as the bearer scheme; a missing key is the use case's 401, in the error shape.
+bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer <key>`")
+
+
+def current_principal(request: Request, app: App,
+                      credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+    who = app.keys.authenticate(credentials.credentials.strip() if credentials else None)
     request.state.principal = who  # so a refusal further on is audited with who was refused
+    app.quotas.admit(who)
     return who
 
 

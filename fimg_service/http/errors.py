@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from fimg_service import errors
 
@@ -22,13 +23,14 @@ STATUS = {
     errors.Forbidden: 403,
     errors.Unauthenticated: 401,
     errors.TooLarge: 413,
+    errors.TooManyRequests: 429,
     errors.UnsupportedMedia: 415,
     errors.SetupFailed: 422,
     errors.Unavailable: 503,
 }
 
 # What Starlette itself refuses (unknown routes, bodies it cannot parse).
-HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
+HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 # OpenMediaMatch answers a bad request 400 and an existing bank 403; its clients test for those under /hma.
 HMA_PREFIX = "/hma/"
 HMA_STATUS = {422: 400, 409: 403}
@@ -46,6 +48,15 @@ def status_of(exc: errors.FimgError) -> int:
         if kind in STATUS:
             return STATUS[kind]
     return 400
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route answers on this path: Starlette names only those of the first route it tried."""
+    return ", ".join(method for method in METHODS if any(
+        route.matches({**request.scope, "method": method})[0] == Match.FULL for route in request.app.router.routes))
 
 
 ErrorPage = Callable[[Request, errors.FimgError, int], Response]
@@ -68,7 +79,8 @@ def install(app: FastAPI, pages: dict[str, ErrorPage] | None = None) -> None:
             await run_in_threadpool(request.app.state.application.audit.refused,
                                     getattr(request.state, "principal", None),
                                     f"{request.method} {request.url.path}"[:200], exc.code, status)
-        return respond(request, exc, status)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.TooManyRequests) else None
+        return respond(request, exc, status, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
@@ -80,8 +92,10 @@ def install(app: FastAPI, pages: dict[str, ErrorPage] | None = None) -> None:
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException):
         code = HTTP_CODES.get(exc.status_code, "http_error")
-        return respond(request, errors.FimgError(str(exc.detail), code=code), exc.status_code,
-                       getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
+        return respond(request, errors.FimgError(str(exc.detail), code=code), exc.status_code, headers or None)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception):

@@ -3,11 +3,20 @@ from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException
+
 from fimg_service.errors import problem
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """An HTTPException, so that FastAPI's body parsing passes it on instead of answering 400 for it."""
+
+    def __init__(self, max_bytes: int):
+        super().__init__(413, _too_large_message(max_bytes))
+
+
+def _too_large_message(max_bytes: int) -> str:
+    return f"request body exceeds the limit of {max_bytes} bytes"
 
 
 class BodyLimitMiddleware:
@@ -30,7 +39,7 @@ class BodyLimitMiddleware:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                raise BodyTooLarge
+                raise BodyTooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message):
@@ -45,7 +54,7 @@ class BodyLimitMiddleware:
                 await self._reject(send)
 
     async def _reject(self, send):
-        body = json.dumps(problem("too_large", f"request body exceeds the limit of {self.max_bytes} bytes")).encode()
+        body = json.dumps(problem("too_large", _too_large_message(self.max_bytes))).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})

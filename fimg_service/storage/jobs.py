@@ -93,6 +93,19 @@ class JobRepository:
         return [_job(row) for row in self.session.scalars(
             sa.select(Job).where(Job.status.in_(ACTIVE_JOB_STATES)).order_by(Job.created_at, Job.id))]
 
+    def open_items(self, owner_id: int) -> int:
+        """Items of this owner's queued and running jobs that have no result yet."""
+        return self.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(Job.total - Job.done), 0))
+                                   .where(Job.owner_id == owner_id, Job.status.in_(ACTIVE_JOB_STATES)))
+
+    def cancel_active_of(self, owner_id: int, error: str) -> list[str]:
+        """Cancel every queued or running job of this owner; returns their ids."""
+        ids = list(self.session.scalars(sa.select(Job.id).where(Job.owner_id == owner_id,
+                                                                 Job.status.in_(ACTIVE_JOB_STATES))))
+        for job_id in ids:
+            self.set_status(job_id, "cancelled", error=error)
+        return ids
+
     def set_status(self, job_id: str, status: str, error: str | None = None,
                    only_from: Sequence[str] = ACTIVE_JOB_STATES) -> bool:
         """Move a job to `status` if it is still in one of `only_from`; return whether it moved."""

@@ -30,6 +30,11 @@ class UploadRepository:
         self.session.flush()
         return _record(row)
 
+    def stored_bytes(self, owner_id: int) -> int:
+        """The bytes of every upload this owner made (each upload counts, however often its content is shared)."""
+        return self.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(Upload.size), 0))
+                                   .where(Upload.owner_id == owner_id))
+
     def get_many(self, upload_ids: Iterable[str]) -> dict[str, UploadRecord]:
         """{id: upload} of those that exist."""
         ids, found = list(upload_ids), {}

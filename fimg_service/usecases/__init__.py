@@ -19,6 +19,7 @@ from fimg_service.usecases.galleries import Galleries
 from fimg_service.usecases.hashing import Hashing
 from fimg_service.usecases.jobs import Jobs, job_request
 from fimg_service.usecases.keys import Audit, Keys
+from fimg_service.usecases.quotas import Quotas
 from fimg_service.usecases.sessions import WebSessions
 from fimg_service.usecases.uploads import Uploads
 
@@ -29,12 +30,13 @@ class Application:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.storage = Storage(settings.database_url, settings.data_dir)
-        self.keys = Keys(self.storage)
+        self.quotas = Quotas(settings.rate_limit, settings.max_queued_items, settings.max_stored_bytes)
+        self.keys = Keys(self.storage, wake=self._wake_dispatcher)
         self.audit = Audit(self.storage)
         self.sessions = WebSessions(self.storage, self.keys, settings.session_idle_seconds)
-        self.uploads = Uploads(self.storage, settings.max_upload_bytes)
+        self.uploads = Uploads(self.storage, settings.max_upload_bytes, self.quotas, settings.max_request_pixels)
         self.banks = Banks(self.storage)
-        self.jobs = Jobs(self.storage, self.uploads, wake=lambda: self.pool.wake())
+        self.jobs = Jobs(self.storage, self.uploads, self.quotas, wake=self._wake_dispatcher)
         self.galleries = Galleries(self.storage, self.uploads,
                                    enrolment_faces=lambda data: self.pool.enrolment_faces(data))
         self.hashing = Hashing(self.storage, lambda: self.pool, settings.url_hash_hosts, settings.max_upload_bytes)
@@ -45,6 +47,12 @@ class Application:
         from workers.service import WorkerPool
 
         return WorkerPool(self.storage, self.settings.ray_address, self.settings.num_cpus, self.settings.chunk_size)
+
+    def _wake_dispatcher(self) -> None:
+        """A dispatcher in this process looks at the jobs at once; without one (the CLI) another process's
+        dispatcher sees the change at its next poll."""
+        if "pool" in self.__dict__:
+            self.pool.wake()
 
     def upgrade_schema(self) -> str:
         """Bring the database to the current schema (Alembic migrations); says what it did."""

@@ -22,6 +22,7 @@ from fimg_service.storage.records import ArtifactRecord, ItemRecord, JobRecord
 from fimg_service.usecases.banks import get_bank
 from fimg_service.usecases.base import Principal, UseCases, audit, require
 from fimg_service.usecases.galleries import get_gallery
+from fimg_service.usecases.quotas import Quotas
 from fimg_service.usecases.uploads import Uploads
 from workers.registry import JobRequest, JobType, get_job_type, invalid_params, job_types
 
@@ -60,9 +61,9 @@ def report_item(item: ItemRecord) -> dict:
 
 
 class Jobs(UseCases):
-    def __init__(self, storage, uploads: Uploads, wake: Callable[[], None] = lambda: None):
+    def __init__(self, storage, uploads: Uploads, quotas: Quotas, wake: Callable[[], None] = lambda: None):
         super().__init__(storage)
-        self.uploads = uploads
+        self.uploads, self.quotas = uploads, quotas
         self.wake = wake
         self._facets: dict[str, dict] = {}  # finished job id -> its report's filter counts, oldest first
 
@@ -86,6 +87,7 @@ class Jobs(UseCases):
             with self.storage.unit() as unit:
                 if idempotency_key and (earlier := unit.jobs.by_idempotency_key(who.key_id, idempotency_key)):
                     return same_request(earlier, fingerprint)
+                self.quotas.check_queued(unit, who, len(items))
                 job = unit.jobs.create(who.key_id, job_type, typed.model_dump(mode="json"), items, idempotency_key,
                                        fingerprint)
                 audit(unit, who, "create", "job", job.id, {"type": job_type, "items": len(items)})

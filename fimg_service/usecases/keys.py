@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from fimg_service.errors import Conflict, InvalidInput, Unauthenticated
@@ -19,7 +20,14 @@ def hash_api_key(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode()).hexdigest()
 
 
+REVOKED_KEY_JOB_ERROR = "cancelled: the API key that submitted it was revoked"
+
+
 class Keys(UseCases):
+    def __init__(self, storage, wake: Callable[[], None] = lambda: None):
+        super().__init__(storage)
+        self.wake = wake  # the dispatcher, so it drops the revoked key's jobs at once
+
     def authenticate(self, plaintext: str | None) -> Principal:
         if not plaintext:
             raise Unauthenticated("send an API key as 'Authorization: Bearer <key>'")
@@ -57,7 +65,10 @@ class Keys(UseCases):
                 raise Conflict("this is the last admin key: create another admin key before revoking it",
                                code="last_admin")
             key = unit.keys.revoke(key_id)
-            audit(unit, who, "revoke", "api_key", key_id)
+            cancelled = unit.jobs.cancel_active_of(key_id, REVOKED_KEY_JOB_ERROR)
+            audit(unit, who, "revoke", "api_key", key_id, {"cancelled_jobs": cancelled} if cancelled else None)
+        if cancelled:
+            self.wake()
         return key
 
     def bootstrap_admin(self, who: Principal, path: Path) -> bool:

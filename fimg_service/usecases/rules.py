@@ -12,6 +12,7 @@ MAX_DESCRIPTION = 2000
 MAX_LABEL = 200  # key names, subject ids and labels
 PDQ_THRESHOLD_RANGE = (0, 128)  # bits
 FACE_THRESHOLD_MAX = 2.0  # embedding distance; a threshold must be above 0
+MAX_ROW_ID = 2**31 - 1  # integer ids (keys, records) are PostgreSQL integers
 
 _NAME = re.compile(NAME_PATTERN)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

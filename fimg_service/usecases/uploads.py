@@ -8,7 +8,8 @@ from collections.abc import Iterable, Sequence
 from fimg_service.errors import InvalidInput, NotFound, TooLarge, problem
 from fimg_service.storage.records import UploadRecord
 from fimg_service.usecases.base import Principal, UseCases, audit
-from imaging import DecodeError, decode
+from fimg_service.usecases.quotas import Quotas
+from imaging import DecodeBudget, DecodeError, decode
 from imaging.preview import review_png
 
 ZIP_MAX_ENTRIES = 10_000
@@ -50,9 +51,9 @@ def _expand_zip(name: str, data: bytes, max_total: int) -> list[tuple[str, bytes
 
 
 class Uploads(UseCases):
-    def __init__(self, storage, max_total_bytes: int):
+    def __init__(self, storage, max_total_bytes: int, quotas: Quotas, max_request_pixels: int):
         super().__init__(storage)
-        self.max_total_bytes = max_total_bytes
+        self.max_total_bytes, self.quotas, self.max_request_pixels = max_total_bytes, quotas, max_request_pixels
 
     def add(self, who: Principal, files: Iterable[tuple[str, bytes]], require_image: bool = True,
             expand_archives: bool = True) -> tuple[list[UploadRecord], list[dict]]:
@@ -61,15 +62,18 @@ class Uploads(UseCases):
         All of a request's uploads and their audit row commit together; with none usable, nothing is stored
         and the rejection is an InvalidInput carrying `rejected`. Without `require_image` a file the decoder
         refuses is stored too (a match batch still reports its digests, which may match exactly, and its error).
+        The files of one request decode at most `max_request_pixels` together; the files past that budget are
+        rejected (`decode_budget_exceeded`) without being decoded.
         """
         accepted, rejected = [], []
+        budget = DecodeBudget(self.max_request_pixels) if require_image else None
         for name, data in expand_zips(files, self.max_total_bytes) if expand_archives else files:
             if len(name) > MAX_NAME_LENGTH:
                 rejected.append(problem("name_too_long", f"file names are limited to {MAX_NAME_LENGTH} characters",
                                         name=name[:MAX_NAME_LENGTH]))
                 continue
             try:
-                decoded = decode(data)
+                decoded = decode(data, budget=budget)
             except DecodeError as exc:
                 if require_image:
                     rejected.append(problem(exc.code, str(exc), name=name))
@@ -78,6 +82,8 @@ class Uploads(UseCases):
             accepted.append((name, data, decoded))
         if not accepted:
             raise InvalidInput("none of the files is a usable image", code="no_valid_files", rejected=rejected)
+        with self.storage.read() as unit:
+            self.quotas.check_stored(unit, who, sum(len(data) for _, data, _ in accepted))
         digests = [self.storage.blobs.put(data) for _, data, _ in accepted]
         with self.storage.unit() as unit:
             rows = [unit.uploads.add(who.key_id, name, sha256, len(data), *(

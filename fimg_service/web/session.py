@@ -27,6 +27,7 @@ def current(request: Request, app: App) -> SignedIn:
     signed_in = app.sessions.resolve(request.cookies.get(COOKIE))
     request.state.signed_in = signed_in
     request.state.principal = signed_in.principal  # a refusal further on is audited with who was refused
+    app.quotas.admit(signed_in.principal)  # a page counts against its key's rate like an API request
     return signed_in
 
 

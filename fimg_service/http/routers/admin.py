@@ -1,7 +1,9 @@
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from fimg_service.http.deps import Admin, App
 from fimg_service.http.models import KeyIn, KeyOut
+from fimg_service.http.openapi import errors
+from fimg_service.usecases.rules import MAX_ROW_ID
 
 router = APIRouter(tags=["admin"])
 
@@ -18,8 +20,8 @@ def list_keys(who: Admin, app: App) -> dict:
                       "revoked": k.revoked} for k in app.keys.list(who)]}
 
 
-@router.delete("/v1/keys/{key_id}", status_code=204)
-def revoke_key(key_id: int, who: Admin, app: App):
+@router.delete("/v1/keys/{key_id}", status_code=204, responses=errors(409))
+def revoke_key(who: Admin, app: App, key_id: int = Path(ge=1, le=MAX_ROW_ID)):
     app.keys.revoke(who, key_id)
     return Response(status_code=204)
 

@@ -5,6 +5,7 @@ from starlette.concurrency import run_in_threadpool
 from fimg_service.errors import UnsupportedMedia
 from fimg_service.http.deps import App, Curator
 from fimg_service.http.models import BankIn, BankOut, ImportOut, KeyName, MemberOut, MembersOut
+from fimg_service.http.openapi import errors
 
 router = APIRouter(tags=["banks"])
 MEDIA_FORMATS = {"text/csv": "csv", "application/csv": "csv", "application/x-ndjson": "jsonl",
@@ -12,7 +13,7 @@ MEDIA_FORMATS = {"text/csv": "csv", "application/csv": "csv", "application/x-ndj
 FORMAT_MEDIA = {"csv": "text/csv", "jsonl": "application/x-ndjson", "pytx_dataset_csv": "text/csv"}
 
 
-@router.post("/v1/banks", status_code=201, response_model=BankOut)
+@router.post("/v1/banks", status_code=201, response_model=BankOut, responses=errors(409))
 def create_bank(body: BankIn, who: Curator, app: App):
     return BankOut.of(app.banks.create(who, body.name, body.description, body.threshold))
 
@@ -22,7 +23,7 @@ def list_banks(who: Curator, app: App):
     return [BankOut.of(b) for b in app.banks.list(who)]
 
 
-@router.post("/v1/banks/{name}/records", response_model=ImportOut,
+@router.post("/v1/banks/{name}/records", response_model=ImportOut, responses=errors(415),
              openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}},
                                                         "application/x-ndjson": {"schema": {"type": "string"}},
                                                         "text/plain": {"schema": {"type": "string"}},
@@ -33,16 +34,20 @@ async def import_records(name: str, request: Request, who: Curator, app: App,
                          signal_type: str | None = Query(None, max_length=40,
                                                          description="pytx_local: the type of bare hashes")):
     media_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if format is None and media_type not in MEDIA_FORMATS:
+    file_format = format or MEDIA_FORMATS.get(media_type)
+    if file_format is None:
         raise UnsupportedMedia("send bank records as text/csv or application/x-ndjson, or name a ?format=")
     body = await request.body()
-    report = await run_in_threadpool(app.banks.import_file, who, name, body, format or MEDIA_FORMATS[media_type],
-                                     signal_type)
+    report = await run_in_threadpool(app.banks.import_file, who, name, body, file_format, signal_type)
     return ImportOut(imported=report.imported, rejected=report.rejected, disabled=report.disabled,
                      unsupported=report.unsupported)
 
 
-@router.get("/v1/banks/{name}/records")
+EXPORT_CONTENT = {media: {"schema": {"type": "string"}} for media in ("text/csv", "application/x-ndjson")}
+
+
+@router.get("/v1/banks/{name}/records", response_class=PlainTextResponse,
+            responses={200: {"description": "the records in the format asked for", "content": EXPORT_CONTENT}})
 def export_records(name: str, who: Curator, app: App, format: str = Query("csv", max_length=40)):
     text, warnings = app.banks.export(who, name, format)
     headers = {"X-Fimg-Export-Warnings": "; ".join(warnings)} if warnings else {}

@@ -2,11 +2,12 @@ from fastapi import APIRouter, Response
 
 from fimg_service.http.deps import App, Curator
 from fimg_service.http.models import GalleryIn, GalleryOut, KeyName, MemberOut, MembersOut, SubjectIn
+from fimg_service.http.openapi import errors
 
 router = APIRouter(tags=["faces"])
 
 
-@router.post("/v1/galleries", status_code=201, response_model=GalleryOut)
+@router.post("/v1/galleries", status_code=201, response_model=GalleryOut, responses=errors(409))
 def create_gallery(body: GalleryIn, who: Curator, app: App):
     return GalleryOut.of(app.galleries.create(who, body.name, body.description, body.threshold))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -18,7 +18,9 @@ from starlette.datastructures import UploadFile
 from fimg_service.errors import InvalidInput
 from fimg_service.http.deps import App, Curator, Hasher
 from fimg_service.storage.records import BankInfo, StoredRecord
+from fimg_service.usecases.rules import MAX_ROW_ID
 from imaging import PDQ_THRESHOLD, PdqHash
+from imaging.banks import MAX_TIMESTAMP
 from imaging.signals import HASH_COLUMNS
 
 router = APIRouter(prefix="/hma", tags=["hma"])
@@ -207,13 +209,14 @@ def bank_add_signal(name: str, who: Curator, app: App,
 
 
 @router.get("/c/bank/{name}/content/{content_id}")
-def bank_get_content(name: str, content_id: int, who: Curator, app: App, include_signals: bool = False) -> dict:
+def bank_get_content(name: str, who: Curator, app: App, content_id: int = Path(ge=1, le=MAX_ROW_ID),
+                     include_signals: bool = False) -> dict:
     return content_json(name, app.banks.record(who, name, content_id), include_signals)
 
 
 @router.put("/c/bank/{name}/content/{content_id}")
-def bank_update_content(name: str, content_id: int, who: Curator, app: App,
-                        disable_until_ts: int | None = Body(None, embed=True, ge=0)) -> dict:
+def bank_update_content(name: str, who: Curator, app: App, content_id: int = Path(ge=1, le=MAX_ROW_ID),
+                        disable_until_ts: int | None = Body(None, embed=True, ge=0, le=MAX_TIMESTAMP)) -> dict:
     if disable_until_ts is None:
         return content_json(name, app.banks.record(who, name, content_id))
     enabled, until = state_of(disable_until_ts)
@@ -222,7 +225,8 @@ def bank_update_content(name: str, content_id: int, who: Curator, app: App,
 
 # -- status (unauthenticated, for load balancers) --
 
-@router.get("/status", response_class=PlainTextResponse)
+@router.get("/status", response_class=PlainTextResponse, responses={
+    503: {"description": "INDEX-NOT-LOADED: the worker pool is not up", "content": {"text/plain": {}}}})
 def status(app: App):
     if app.workers == 0:
         return PlainTextResponse("INDEX-NOT-LOADED", status_code=503)
