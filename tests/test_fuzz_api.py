@@ -41,7 +41,9 @@ class Target:
         self.renew()
 
     def renew(self) -> None:
-        self.headers = {"Authorization": f"Bearer {create_key(self.application, 'fuzz-admin', 'admin')}"}
+        self.renewals = getattr(self, "renewals", 0) + 1  # key names are unique among active keys
+        key = create_key(self.application, f"fuzz-admin-{self.renewals}", "admin")
+        self.headers = {"Authorization": f"Bearer {key}"}
 
 
 @pytest.fixture(scope="module", params=database_params())

@@ -69,7 +69,9 @@ def install(app: FastAPI, pages: dict[str, ErrorPage] | None = None) -> None:
     def respond(request: Request, exc: errors.FimgError, status: int, headers: dict | None = None) -> Response:
         for prefix, page in pages.items():
             if request.url.path == prefix or request.url.path.startswith(prefix + "/"):
-                return page(request, exc, status)
+                response = page(request, exc, status)
+                response.headers.update(headers or {})  # Retry-After, Allow: the same for a page
+                return response
         return JSONResponse(exc.to_dict(), status_code=status, headers=headers)
 
     @app.exception_handler(errors.FimgError)

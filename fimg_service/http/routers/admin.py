@@ -8,7 +8,7 @@ from fimg_service.usecases.rules import MAX_ROW_ID
 router = APIRouter(tags=["admin"])
 
 
-@router.post("/v1/keys", status_code=201, response_model=KeyOut)
+@router.post("/v1/keys", status_code=201, response_model=KeyOut, responses=errors(409))
 def create_key(body: KeyIn, who: Admin, app: App):
     key, plaintext = app.keys.create(who, body.name, body.role)
     return KeyOut(id=key.id, name=key.name, role=key.role, key=plaintext)

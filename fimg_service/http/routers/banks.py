@@ -59,12 +59,12 @@ def list_bank_members(name: str, who: Curator, app: App):
     return MembersOut.of(*app.banks.members(who, name))
 
 
-@router.put("/v1/banks/{name}/members/{key_name}", response_model=MemberOut)
+@router.put("/v1/banks/{name}/members/{key_name}", response_model=MemberOut, responses=errors(409))
 def add_bank_member(name: str, key_name: KeyName, who: Curator, app: App):
     return MemberOut.of(app.banks.add_member(who, name, key_name))
 
 
-@router.delete("/v1/banks/{name}/members/{key_name}", status_code=204)
+@router.delete("/v1/banks/{name}/members/{key_name}", status_code=204, responses=errors(409))
 def remove_bank_member(name: str, key_name: KeyName, who: Curator, app: App):
     app.banks.remove_member(who, name, key_name)
     return Response(status_code=204)

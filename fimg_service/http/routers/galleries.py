@@ -39,12 +39,12 @@ def list_gallery_members(name: str, who: Curator, app: App):
     return MembersOut.of(*app.galleries.members(who, name))
 
 
-@router.put("/v1/galleries/{name}/members/{key_name}", response_model=MemberOut)
+@router.put("/v1/galleries/{name}/members/{key_name}", response_model=MemberOut, responses=errors(409))
 def add_gallery_member(name: str, key_name: KeyName, who: Curator, app: App):
     return MemberOut.of(app.galleries.add_member(who, name, key_name))
 
 
-@router.delete("/v1/galleries/{name}/members/{key_name}", status_code=204)
+@router.delete("/v1/galleries/{name}/members/{key_name}", status_code=204, responses=errors(409))
 def remove_gallery_member(name: str, key_name: KeyName, who: Curator, app: App):
     app.galleries.remove_member(who, name, key_name)
     return Response(status_code=204)
