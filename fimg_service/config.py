@@ -6,6 +6,11 @@ RAY_ADDRESS         join an existing Ray cluster; unset starts a local one
 FIMG_NUM_CPUS       CPUs for a local Ray (default: all) and the size of the worker pool
 FIMG_MAX_UPLOAD_MB  largest request body accepted by the API (default 200)
 FIMG_CHUNK_SIZE     items per worker task (default 16)
+FIMG_LEASE_S        how long a dispatcher's claim on items lasts without a heartbeat (default 30): a replica that
+                    died is taken over after this long
+FIMG_CHUNK_TIMEOUT_S  a chunk not answered in this many seconds is retried and its actor restarted (default 600)
+FIMG_LOOKUP_CACHE_RECORDS  bank records kept built for /v1/lookup, over all banks and revisions (default 5000000;
+                    each costs about 1 KB)
 FIMG_AUTO_UPGRADE   1 (default): the service brings the database schema to head at start; 0: it refuses an
                     older schema and names the command (`fimg db upgrade`)
 FIMG_URL_HASH_HOSTS comma-separated hosts whose URLs the HMA-compatible routes may fetch and hash (default none:
@@ -49,6 +54,9 @@ class Settings:
     chunk_size: int
     auto_upgrade: bool = True
     url_hash_hosts: tuple[str, ...] = ()
+    lease_s: float = 30.0
+    chunk_timeout_s: float = 600.0
+    lookup_cache_records: int = 5_000_000
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -64,4 +72,7 @@ class Settings:
             auto_upgrade=_bool_env("FIMG_AUTO_UPGRADE", True),
             url_hash_hosts=tuple(h.strip().lower() for h in os.environ.get("FIMG_URL_HASH_HOSTS", "").split(",")
                                  if h.strip()),
+            lease_s=max(1, _int_env("FIMG_LEASE_S", 30) or 30),
+            chunk_timeout_s=max(1, _int_env("FIMG_CHUNK_TIMEOUT_S", 600) or 600),
+            lookup_cache_records=max(0, _int_env("FIMG_LOOKUP_CACHE_RECORDS", 5_000_000) or 0),
         )

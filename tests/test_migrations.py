@@ -71,12 +71,7 @@ def previous_release(engine) -> None:
          Gallery(id=1, name="gallery", description=None, threshold=0.6123456789012345,
                  calibration={"far": 1e-4, "points": [[0.5, 0.01], [0.6, 0.001]]}, revision=2, created_by=2,
                  created_at=at)],
-        [JobItem(id=1, job_id="j" * 32, idx=0, name="a.jpg", input={"upload_id": "u" * 32}, status="done",
-                 result={"matches": [{"record_id": "r1", "distance": 3}], "quality": 87.5}, attempts=1,
-                 completions=1, node="node-1"),
-         JobItem(id=2, job_id="j" * 32, idx=1, name="b.jpg", input={"upload_id": "v" * 32}, status="error",
-                 result=None, attempts=3, completions=0, node=None),
-         Artifact(id=1, job_id="j" * 32, name="report.json", sha256="3" * 64, size=1234,
+        [Artifact(id=1, job_id="j" * 32, name="report.json", sha256="3" * 64, size=1234,
                   content_type="application/json"),
          GalleryFace(id=1, gallery_id=1, subject_id="s1", label="left", age_at_photo=7.25, source_sha256="4" * 64,
                      face_index=0, embedding=[i / 7 for i in range(128)], quality=0.1 + 0.2, created_at=at)],
@@ -87,11 +82,16 @@ def previous_release(engine) -> None:
                     action="job.create", object_type="job", object_id="j" * 32, prev_hash="5" * 64,
                     row_hash="6" * 64)],
     ]
-    # The release's jobs and bank_records lacked later revisions' columns, so their rows go in by name, not
+    # The release's jobs, job_items and bank_records lacked later revisions' columns, so their rows go in by name, not
     # through today's models.
     jobs = [dict(id="j" * 32, type="match_batch", owner_id=1, status="succeeded", idempotency_key="k-1",
                  params={"bank_id": 1, "threshold": 0.1, "nested": {"z": [1, None, "ü"], "a": True}},
                  total=2, done=1, failed=1, error=None, created_at=at, started_at=at, finished_at=at)]
+    items = [dict(id=1, job_id="j" * 32, idx=0, name="a.jpg", input={"upload_id": "u" * 32}, status="done",
+                  result={"matches": [{"record_id": "r1", "distance": 3}], "quality": 87.5}, attempts=1,
+                  completions=1, node="node-1"),
+             dict(id=2, job_id="j" * 32, idx=1, name="b.jpg", input={"upload_id": "v" * 32}, status="error",
+                  result=None, attempts=3, completions=0, node=None)]
     records = [dict(id=1, bank_id=1, record_id="r1", victim_id="v1", pdq="e" * 64, md5="f" * 32, sha1="1" * 40,
                     sha256="2" * 64, labels=["adult", "known"],
                     extra_hashes={"pdq_regions": [{"x": 0, "y": 16, "size": 96, "hash": "ab" * 32}],
@@ -104,6 +104,7 @@ def previous_release(engine) -> None:
             session.flush()
             if rows is steps[1]:
                 session.execute(sa.insert(Job.__table__), jobs)
+                session.execute(sa.insert(JobItem.__table__), items)
                 session.execute(sa.insert(BankRecordRow.__table__), records)
         session.commit()
 
@@ -140,6 +141,9 @@ def test_previous_release_database_is_stamped_and_keeps_every_row(engine):
     with engine.connect() as connection:  # 0002: records of the old release are enabled, with no provenance
         assert connection.execute(sa.text("SELECT enabled, source, disabled_until FROM bank_records")).all() == [
             (True, None, None), (True, None, None)]
+        # 0005: the old release's items hold no lease
+        assert connection.execute(sa.text("SELECT lease_owner, lease_expires_at FROM job_items")).all() == [
+            (None, None), (None, None)]
 
 
 def test_migrations_build_exactly_the_models(engine):

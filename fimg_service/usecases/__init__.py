@@ -31,7 +31,7 @@ class Application:
         self.keys = Keys(self.storage)
         self.audit = Audit(self.storage)
         self.uploads = Uploads(self.storage, settings.max_upload_bytes)
-        self.banks = Banks(self.storage)
+        self.banks = Banks(self.storage, changed=self._bank_changed)
         self.jobs = Jobs(self.storage, self.uploads, wake=lambda: self.pool.wake())
         self.galleries = Galleries(self.storage, self.uploads,
                                    enrolment_faces=lambda data: self.pool.enrolment_faces(data))
@@ -42,7 +42,15 @@ class Application:
         """The worker pool, made on first use: commands that only touch the database never import Ray."""
         from workers.service import WorkerPool
 
-        return WorkerPool(self.storage, self.settings.ray_address, self.settings.num_cpus, self.settings.chunk_size)
+        settings = self.settings
+        return WorkerPool(self.storage, settings.ray_address, settings.num_cpus, settings.chunk_size,
+                          lease_s=settings.lease_s, chunk_timeout_s=settings.chunk_timeout_s,
+                          lookup_cache_records=settings.lookup_cache_records)
+
+    def _bank_changed(self, name: str, wait: bool) -> None:
+        """A running pool rebuilds the bank's lookup cache entry (commands without a pool have none to warm)."""
+        if "pool" in self.__dict__:
+            self.pool.bank_changed(name, wait)
 
     def upgrade_schema(self) -> str:
         """Bring the database to the current schema (Alembic migrations); says what it did."""

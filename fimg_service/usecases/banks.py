@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from fimg_service.errors import Conflict, InvalidInput, NotFound, problem
@@ -67,6 +67,10 @@ class ImportReport:
 
 
 class Banks(UseCases):
+    def __init__(self, storage, changed: Callable[[str, bool], None] = lambda _name, _wait: None):
+        super().__init__(storage)
+        self.changed = changed  # after a bank's records change: (name, wait until its lookup cache is rebuilt)
+
     def create(self, who: Principal, name: str, description: str | None = None,
                threshold: int | None = None) -> BankInfo:
         require(who, CURATORS, "create banks")
@@ -116,6 +120,7 @@ class Banks(UseCases):
                 if tombstones else 0
             audit(unit, who, "import", "bank", name, {"imported": imported, "rejected": len(rejected) + len(duplicates),
                                                       "disabled": disabled, "format": file_format})
+        self.changed(name, True)
         return ImportReport(imported, sorted(rejected + duplicates, key=lambda row: row["line"]), disabled,
                             dict(unsupported))
 
@@ -145,6 +150,7 @@ class Banks(UseCases):
             imported, duplicates = self._add(unit, get_bank(unit, name), records, range(1, len(records) + 1))
             audit(unit, who, "import", "bank", name, {"imported": imported, "from": "images",
                                                       "rejected": len(rejected) + len(duplicates)})
+        self.changed(name, True)
         for row in duplicates:
             row["name"] = names[row.pop("line") - 1]
         return imported, rejected + duplicates
@@ -192,7 +198,9 @@ class Banks(UseCases):
             if rejected:
                 raise Conflict(rejected[0]["message"], code="duplicate_record")
             audit(unit, who, "import", "bank", name, {**detail, "imported": imported, "record_id": record.record_id})
-            return unit.banks.record(bank.id, record_id=record.record_id)
+            stored = unit.banks.record(bank.id, record_id=record.record_id)
+        self.changed(name, False)
+        return stored
 
     def record(self, who: Principal, name: str, content_id: int) -> StoredRecord:
         """A record by its store id (audited: a bank's hashes are the clearinghouse's to guard)."""
@@ -218,7 +226,9 @@ class Banks(UseCases):
             unit.banks.set_state(bank.id, [record.record_id], enabled, disabled_until)
             audit(unit, who, "update", "bank_record", f"{name}/{record.record_id}",
                   {"enabled": enabled, "disabled_until": disabled_until})
-            return unit.banks.record(bank.id, content_id=content_id)
+            stored = unit.banks.record(bank.id, content_id=content_id)
+        self.changed(name, False)
+        return stored
 
     @staticmethod
     def _add(unit: Unit, bank: BankInfo, records: Sequence[BankRecord], lines: Iterable[int]) -> tuple[int, list]:

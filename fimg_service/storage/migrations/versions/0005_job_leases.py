@@ -1,0 +1,25 @@
+"""A pending item being worked on carries a lease (which dispatcher, until when), so several service replicas on
+one database share a job's items without doing one twice.
+
+Revision ID: 0005_job_leases
+Revises: 0003_request_fingerprint
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0005_job_leases"
+down_revision = "0003_request_fingerprint"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("job_items") as batch:
+        batch.add_column(sa.Column("lease_owner", sa.String(100), nullable=True))
+        batch.add_column(sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("job_items") as batch:
+        batch.drop_column("lease_expires_at")
+        batch.drop_column("lease_owner")
