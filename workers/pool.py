@@ -60,6 +60,12 @@ class Worker:
         return key
 
     @ray.method(concurrency_group="control")
+    def context_keys(self) -> list[str]:
+        """The contexts this actor holds (what the dispatcher believes it holds, checked by the tests)."""
+        with self._lock:
+            return sorted(self.contexts)
+
+    @ray.method(concurrency_group="control")
     def forget(self, keys: list[str]) -> None:
         """Drop the contexts of jobs that are over, so their memory goes back."""
         with self._lock:

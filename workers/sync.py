@@ -9,6 +9,7 @@ recently used first. A bank that changed is rebuilt after the change (`Lookups.w
 """
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections import OrderedDict
@@ -65,6 +66,8 @@ class LookupCache:
                 if key in self.matchers:
                     return
             matcher = match_batch.setup(ray.get(snapshot_ref[0]))[0]
+            gc.collect()
+            gc.freeze()  # a built bank lives long: the collector need not walk its million objects on every lookup
             with self._lock:
                 for stale in [k for k in self.matchers if bank_identity(k) == bank_identity(key)]:
                     del self.matchers[stale]
