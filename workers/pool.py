@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import traceback
 from typing import Any
@@ -24,11 +25,16 @@ def start_ray(address: str | None, num_cpus: int | None) -> bool:
     if ray.is_initialized():
         return False
     kwargs: dict = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
+    # ray.init replaces the SIGTERM handler with one that exits at once (tracebacks, a C stack dump); the
+    # server's own handler, which shuts down in order (see Dispatcher.stop), is put back.
+    on_sigterm = signal.getsignal(signal.SIGTERM)
     if address:
         ray.init(address=address, **kwargs)
     else:
         # "local" always starts a new instance; a bare init would join any Ray already running on this machine.
         ray.init(address="local", num_cpus=num_cpus, **kwargs)
+    if threading.current_thread() is threading.main_thread() and on_sigterm is not None:
+        signal.signal(signal.SIGTERM, on_sigterm)
     return True
 
 

@@ -8,6 +8,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from workers import sync
 from workers.dispatcher import Dispatcher
 from workers.pool import start_ray
+from workers.reaper import Reaper
 
 
 class WorkerPool:
@@ -19,14 +20,19 @@ class WorkerPool:
         self.dispatcher: Dispatcher | None = None
         self.lookups: sync.Lookups | None = None
         self._started_ray = False
+        self._reaper: Reaper | None = None
 
     def start(self, only_jobs: Iterable[str] | None = None) -> "WorkerPool":
         """Start Ray (unless this process is already connected) and the dispatcher (of `only_jobs`, if given)."""
         self._started_ray = start_ray(self.ray_address, self.num_cpus)
+        if self._started_ray and self.ray_address is None:
+            self._reaper = Reaper()
         self.lookups = sync.Lookups(self.storage, self.lookup_cache_records)
         self.dispatcher = Dispatcher(self.storage, chunk_size=self.chunk_size, num_workers=self.num_cpus,
                                      only_jobs=only_jobs, lease_s=self.lease_s,
                                      chunk_timeout_s=self.chunk_timeout_s).start()
+        if self._reaper is not None:  # the actors are up, so every process of the local Ray exists by now
+            self._reaper.watch_descendants()
         return self
 
     @property
@@ -49,6 +55,9 @@ class WorkerPool:
 
             ray.shutdown()
             self._started_ray = False
+        if self._reaper is not None:
+            self._reaper.close()
+            self._reaper = None
 
     def hash_file(self, data: bytes) -> dict:
         return sync.hash_file(data)
