@@ -150,3 +150,20 @@ def test_the_installed_fimg_script_lists_every_command():
     assert done.returncode == 0, done.stderr
     listed = re.findall(r"^    ([a-z]+)\s", done.stdout, flags=re.MULTILINE)
     assert sorted(listed) == ["age", "audit", "bank", "db", "faces", "hash", "jobs", "keys", "match", "serve"]
+
+
+def test_an_admin_cancels_any_job_from_the_command_line(fimg):
+    from conftest import create_key, make_settings
+    from fimg_service.usecases import LOCAL_ADMIN, Application, job_request
+
+    app = Application(make_settings(f"sqlite:///{fimg.data_dir / 'fimg.db'}", fimg.data_dir))
+    app.prepare_schema()
+    analyst = app.keys.authenticate(create_key(app, "someone", "analyst"))
+    app.banks.create(LOCAL_ADMIN, "b")
+    job = app.jobs.submit(analyst, "match_batch", job_request([], [{"name": "h", "md5": "0" * 32}]),
+                          {"banks": ["b"]})
+    app.close()
+    done = fimg("jobs", "cancel", job.id)
+    assert f"job {job.id}: cancelled" in done.stderr
+    again = fimg("jobs", "cancel", job.id, expect=1)
+    assert again.stderr.startswith("fimg: ") and "already cancelled" in again.stderr

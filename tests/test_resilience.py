@@ -134,6 +134,26 @@ def test_killed_ray_worker_costs_a_retry_not_an_item(service, fixtures_dir):
     assert sum(item.attempts for item in items_of(service.storage, job_id)) >= 1
 
 
+def test_a_chunk_that_never_answers_is_retried_then_reported(ray_session, tmp_path, fixtures_dir):
+    """A chunk not back within the chunk timeout (here: face models still loading after 1 s) is retried on a
+    restarted actor, then reported as the item's error; the job ends instead of waiting forever."""
+    from fimg_service.usecases import LOCAL_ADMIN, Application, job_request
+
+    app = Application(make_settings(f"sqlite:///{tmp_path / 'fimg.db'}", tmp_path / "data", num_cpus=1,
+                                    chunk_timeout_s=1.0)).start()
+    try:
+        uploads, _ = app.uploads.add(LOCAL_ADMIN, [("face.jpg", (fixtures_dir / "faces" / "obama-2.jpg").read_bytes())])
+        job = app.jobs.submit(LOCAL_ADMIN, "extract_faces", job_request([uploads[0].id]), {})
+        started = time.monotonic()
+        finished = app.jobs.wait(LOCAL_ADMIN, job.id)
+        assert time.monotonic() - started < 120
+        _job, items = app.jobs.report(LOCAL_ADMIN, job.id)
+        assert finished.status == "failed" and items[0]["error"]["code"] == "worker_failed"
+        assert items_of(app.storage, job.id)[0].attempts == 3
+    finally:
+        app.close()
+
+
 def test_killed_service_resumes_its_jobs_on_restart(ray_session, tmp_path, fixtures_dir):
     data_dir = tmp_path / "data"
     storage, key, upload_ids = prepare_data(data_dir, fixtures_dir / "pdq" / "bridge-mods", copies=80)

@@ -90,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     match.add_argument("--out", type=Path, help="write the report here instead of stdout")
     match.set_defaults(func=cmd_match)
 
-    jobs = subparsers.add_parser("jobs", help="list or show jobs").add_subparsers(dest="jobs_cmd", required=True)
+    jobs = subparsers.add_parser("jobs", help="list, show or cancel jobs").add_subparsers(dest="jobs_cmd", required=True)
     jobs_list = jobs.add_parser("list")
     jobs_list.add_argument("--status")
     jobs_list.set_defaults(func=cmd_jobs_list)
@@ -98,6 +98,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     jobs_show.add_argument("job_id")
     jobs_show.add_argument("--items", action="store_true", help="include every item's result")
     jobs_show.set_defaults(func=cmd_jobs_show)
+    jobs_cancel = jobs.add_parser("cancel", help="cancel a queued or running job (any owner's: the CLI is admin)")
+    jobs_cancel.add_argument("job_id")
+    jobs_cancel.set_defaults(func=cmd_jobs_cancel)
 
     audit = subparsers.add_parser("audit", help="the audit log").add_subparsers(dest="audit_cmd", required=True)
     audit.add_parser("verify", help="check the tamper-evident chain").set_defaults(func=cmd_audit_verify)
@@ -252,6 +255,12 @@ def cmd_jobs_show(args) -> int:
     if items is not None:
         shown["items"] = items
     print(json.dumps(shown, indent=2))
+    return 0
+
+
+def cmd_jobs_cancel(args) -> int:
+    job = open_app().jobs.cancel(LOCAL_ADMIN, args.job_id)
+    print(f"job {job.id}: {job.status}, {job.done}/{job.total} items done", file=sys.stderr)
     return 0
 
 

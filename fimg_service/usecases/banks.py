@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from fimg_service.errors import Conflict, InvalidInput, NotFound, problem
 from fimg_service.storage import Unit
-from fimg_service.storage.records import BankInfo, StoredRecord
+from fimg_service.storage.records import BankInfo, BankVersion, StoredRecord
 from fimg_service.usecases.base import CURATORS, HASHERS, Principal, UseCases, audit, require
 from fimg_service.usecases.rules import MAX_DESCRIPTION, check_name, check_pdq_threshold, check_text, query_signals
 from imaging import DecodeError
@@ -28,8 +28,20 @@ def new_record_id() -> str:
 def get_bank(unit: Unit, name: str) -> BankInfo:
     bank = unit.banks.get(name)
     if bank is None:
-        raise NotFound(f"no bank named {name!r}")
+        raise no_bank(name)
     return bank
+
+
+def bank_version(unit: Unit, name: str) -> BankVersion:
+    """The bank's name and revision, without counting its records (for every lookup)."""
+    bank = unit.banks.version(name)
+    if bank is None:
+        raise no_bank(name)
+    return bank
+
+
+def no_bank(name: str) -> NotFound:
+    return NotFound(f"no bank named {name!r}")
 
 
 def _stored(record: BankRecord) -> StoredRecord:
