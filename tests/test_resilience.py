@@ -126,9 +126,11 @@ def test_killed_ray_worker_costs_a_retry_not_an_item(service, fixtures_dir):
                                                    "params": {"banks": ["b"]}},
                                  headers=service.auth("analyst")).json()["id"]
     dispatcher = service.app.pool.dispatcher
-    victim_pid = ray.get(dispatcher.workers[0].pid.remote())
+    pids = ray.get([worker.pid.remote() for worker in dispatcher.workers])
     wait_until(lambda: job_of(service.storage, job_id).done >= 4, 60, "the first results")
-    os.kill(victim_pid, signal.SIGKILL)
+    busy = wait_until(lambda: [w for w, load in enumerate(dispatcher.worker_load) if load], 60,
+                      "a worker with a chunk", interval=0.01)
+    os.kill(pids[busy[0]], signal.SIGKILL)
     assert service.wait(job_id)["status"] == "succeeded"
     assert_every_item_once(service.storage, job_id)
     assert sum(item.attempts for item in items_of(service.storage, job_id)) >= 1

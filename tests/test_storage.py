@@ -92,7 +92,7 @@ def test_leases_share_items_between_dispatchers_and_expire(storage):
         assert [i.idx for i in unit.jobs.claim_items(job.id, "c", limit=3, lease_s=60)] == [2, 3, 4]
         assert unit.jobs.record_results(job.id, [{"idx": 2, "status": ITEM_DONE, "result": {}}], owner="b") == 0
         assert unit.jobs.record_results(job.id, [{"idx": 2, "status": ITEM_DONE, "result": {}}], owner="c") == 1
-        assert unit.jobs.renew_leases("c", lease_s=60) == 2
+        assert unit.jobs.renew_leases("c", lease_s=60, items={job.id: [2, 3, 4]}) == 2
         assert unit.jobs.release_leases("a", job.id, [1]) == 1
     with storage.unit() as unit:
         assert [i.idx for i in unit.jobs.claim_items(job.id, "b", limit=5, lease_s=60)] == [1, 5]

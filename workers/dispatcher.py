@@ -152,9 +152,12 @@ class Dispatcher:
 
     def _renew_leases(self) -> None:
         while not self._stop.wait(self.lease_s / 3):
+            working: dict[str, list[int]] = {}
+            for chunk in list(self.in_flight.values()):
+                working.setdefault(chunk.job_id, []).extend(chunk.indices)
             try:
                 with self.storage.unit() as unit:
-                    unit.jobs.renew_leases(self.owner, self.lease_s)
+                    unit.jobs.renew_leases(self.owner, self.lease_s, working)
             except Exception:
                 log.exception("renewing leases failed; retrying")
 
@@ -410,20 +413,36 @@ class Dispatcher:
                      for res in output["results"] for name, (data, content_type) in res["artifacts"].items()]
         written = [{"idx": res["idx"], "status": ITEM_DONE if res["ok"] else ITEM_ERROR, "result": res["result"]}
                    for res in output["results"]]
-        with self.storage.unit() as unit:
-            for name, sha256, size, content_type in artifacts:
-                unit.jobs.put_artifact(job.id, name, sha256, size, content_type)
-            unit.jobs.record_results(job.id, written, owner=self.owner, node=output.get("node"))
+        try:
+            with self.storage.unit() as unit:
+                for name, sha256, size, content_type in artifacts:
+                    unit.jobs.put_artifact(job.id, name, sha256, size, content_type)
+                unit.jobs.record_results(job.id, written, owner=self.owner, node=output.get("node"))
+        except Exception:  # e.g. a deadlock the database broke, a lost connection: the items are done again
+            log.exception("writing the results of a chunk of job %s failed; its items go back", job.id)
+            self._give_back(job.id, chunk.indices)
         job.in_flight.difference_update(chunk.indices)
+
+    def _give_back(self, job_id: str, indices: list[int]) -> None:
+        """Release leases now if the database lets us; otherwise they expire (no longer renewed)."""
+        try:
+            with self.storage.unit() as unit:
+                unit.jobs.release_leases(self.owner, job_id, indices)
+        except Exception:
+            log.warning("releasing leases of job %s failed; they expire in %.0f s", job_id, self.lease_s)
 
     def _retry(self, job: ActiveJob, chunk: Chunk, exc: Exception) -> None:
         log.warning("a chunk of job %s was lost (%s); retrying its %d items", job.id, type(exc).__name__,
                     len(chunk.indices))
         lost = item_error("worker_failed", f"the worker failed {self.max_attempts} times while processing this item")
-        with self.storage.unit() as unit:
-            attempts = unit.jobs.count_attempt(job.id, chunk.indices)
-            exhausted = [idx for idx in chunk.indices if attempts.get(idx, 0) >= self.max_attempts]
-            unit.jobs.record_results(job.id, [{"idx": idx, "status": ITEM_ERROR, "result": lost.result}
-                                              for idx in exhausted], owner=self.owner)
-            unit.jobs.release_leases(self.owner, job.id, [idx for idx in chunk.indices if idx not in exhausted])
+        try:
+            with self.storage.unit() as unit:
+                attempts = unit.jobs.count_attempt(job.id, chunk.indices)
+                exhausted = [idx for idx in chunk.indices if attempts.get(idx, 0) >= self.max_attempts]
+                unit.jobs.record_results(job.id, [{"idx": idx, "status": ITEM_ERROR, "result": lost.result}
+                                                  for idx in exhausted], owner=self.owner)
+                unit.jobs.release_leases(self.owner, job.id, [idx for idx in chunk.indices if idx not in exhausted])
+        except Exception:
+            log.exception("recording a lost chunk of job %s failed; its items go back", job.id)
+            self._give_back(job.id, chunk.indices)
         job.in_flight.difference_update(chunk.indices)

@@ -114,11 +114,20 @@ class JobRepository:
             .returning(*table.c)).all()
         return sorted((_item(row) for row in claimed), key=lambda item: item.idx)
 
-    def renew_leases(self, owner: str, lease_s: float) -> int:
-        """Extend every lease `owner` holds on a still-pending item; returns how many."""
-        return self.session.execute(
-            sa.update(JobItem).where(JobItem.lease_owner == owner, JobItem.status == ITEM_PENDING)
-            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))).rowcount
+    def renew_leases(self, owner: str, lease_s: float, items: dict[str, Iterable[int]]) -> int:
+        """Extend `owner`'s leases of the items it is working on ({job id: indices}); returns how many. A lease
+        of an item it lost track of is not renewed, so it expires. Rows another transaction has locked (their
+        result being written) are skipped, not waited for, so a renewal never deadlocks."""
+        renewed = 0
+        for job_id, indices in items.items():
+            held = (sa.select(JobItem.id)
+                    .where(JobItem.job_id == job_id, JobItem.idx.in_(list(indices)), JobItem.lease_owner == owner,
+                           JobItem.status == ITEM_PENDING)
+                    .with_for_update(skip_locked=True))
+            renewed += self.session.execute(
+                sa.update(JobItem).where(JobItem.id.in_(held.scalar_subquery()))
+                .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))).rowcount
+        return renewed
 
     def release_leases(self, owner: str, job_id: str | None = None, indices: Sequence[int] | None = None) -> int:
         """Give up `owner`'s leases (of one job, of some of its items) so another dispatcher may take them now."""

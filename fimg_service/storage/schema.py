@@ -116,7 +116,7 @@ class JobItem(Base):
     completions: Mapped[int] = mapped_column(sa.Integer, default=0)
     node: Mapped[str | None] = mapped_column(sa.String(64))
     # A pending item being worked on is leased by one dispatcher until the lease expires (see JobRepository).
-    lease_owner: Mapped[str | None] = mapped_column(sa.String(100))
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(100), index=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
 

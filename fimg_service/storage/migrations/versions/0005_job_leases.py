@@ -17,9 +17,11 @@ def upgrade() -> None:
     with op.batch_alter_table("job_items") as batch:
         batch.add_column(sa.Column("lease_owner", sa.String(100), nullable=True))
         batch.add_column(sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True))
+    op.create_index("ix_job_items_lease_owner", "job_items", ["lease_owner"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_job_items_lease_owner", table_name="job_items")
     with op.batch_alter_table("job_items") as batch:
         batch.drop_column("lease_expires_at")
         batch.drop_column("lease_owner")
