@@ -11,7 +11,6 @@ import os
 import signal
 import threading
 import traceback
-from typing import Any
 
 import ray
 
