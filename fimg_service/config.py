@@ -6,6 +6,11 @@ RAY_ADDRESS         join an existing Ray cluster; unset starts a local one
 FIMG_NUM_CPUS       CPUs for a local Ray (default: all) and the size of the worker pool
 FIMG_MAX_UPLOAD_MB  largest request body accepted by the API (default 200)
 FIMG_CHUNK_SIZE     items per worker task (default 16)
+FIMG_LEASE_S        how long a dispatcher's claim on items lasts without a heartbeat (default 30): a replica that
+                    died is taken over after this long
+FIMG_CHUNK_TIMEOUT_S  a chunk not answered in this many seconds is retried and its actor restarted (default 600)
+FIMG_LOOKUP_CACHE_RECORDS  bank records kept built for /v1/lookup, over all banks and revisions (default 5000000;
+                    about 0.7 KB per imported hash, more per enrolled image)
 FIMG_AUTO_UPGRADE   1 (default): the service brings the database schema to head at start; 0: it refuses an
                     older schema and names the command (`fimg db upgrade`)
 FIMG_URL_HASH_HOSTS comma-separated hosts whose URLs the HMA-compatible routes may fetch and hash (default none:
@@ -77,6 +82,9 @@ class Settings:
     rate_limit: str = DEFAULT_RATE_LIMIT
     max_queued_items: int = 500_000
     max_stored_bytes: int = 10240 * 2**20
+    lease_s: float = 30.0
+    chunk_timeout_s: float = 600.0
+    lookup_cache_records: int = 5_000_000
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -97,4 +105,7 @@ class Settings:
             rate_limit=_rate_env("FIMG_RATE_LIMIT", DEFAULT_RATE_LIMIT),
             max_queued_items=max(1, _int_env("FIMG_QUOTA_QUEUED_ITEMS", 500_000)),
             max_stored_bytes=max(1, _int_env("FIMG_QUOTA_STORED_MB", 10240)) * 2**20,
+            lease_s=max(1, _int_env("FIMG_LEASE_S", 30) or 30),
+            chunk_timeout_s=max(1, _int_env("FIMG_CHUNK_TIMEOUT_S", 600) or 600),
+            lookup_cache_records=max(0, _int_env("FIMG_LOOKUP_CACHE_RECORDS", 5_000_000) or 0),
         )

@@ -153,6 +153,8 @@ def test_previous_release_database_is_stamped_and_keeps_every_row(engine):
         assert connection.execute(sa.text("SELECT name, owner_id FROM galleries")).all() == [("gallery", 2)]
         for members in ("bank_members", "gallery_members"):
             assert connection.execute(sa.text(f"SELECT count(*) FROM {members}")).scalar() == 0
+        assert connection.execute(sa.text("SELECT lease_owner, lease_expires_at FROM job_items")).all() == [
+            (None, None), (None, None)]
 
 
 def test_migrations_build_exactly_the_models(engine):

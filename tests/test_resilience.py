@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import REPO_ROOT, create_key, make_settings
+from conftest import POSTGRES_URL, REPO_ROOT, create_key, make_settings
 from fimg_service.storage import Storage
 
 
@@ -37,15 +37,23 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
 class ServiceProcess:
     """`fimg serve` in its own process, as an operator runs it."""
 
-    def __init__(self, data_dir: Path, ray_address: str, log_path: Path):
+    def __init__(self, data_dir: Path, ray_address: str | None, log_path: Path, database_url: str | None = None,
+                 wait: bool = True, **env_overrides: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "FIMG_DATA_DIR": str(data_dir), "RAY_ADDRESS": ray_address, "FIMG_CHUNK_SIZE": "2"}
-        env.pop("FIMG_DATABASE_URL", None)
+        env = {**os.environ, "FIMG_DATA_DIR": str(data_dir), "FIMG_CHUNK_SIZE": "2", **env_overrides}
+        for name, value in (("FIMG_DATABASE_URL", database_url), ("RAY_ADDRESS", ray_address)):
+            env.pop(name, None)
+            if value:
+                env[name] = value
         self.log = log_path.open("ab")
         self.process = subprocess.Popen([sys.executable, "-m", "fimg_service.cli", "serve", "--port", str(self.port)],
                                         cwd=REPO_ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_until(self._healthy, 90, "the service to start")
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        wait_until(self._healthy, 180, "the service to start")
 
     def _healthy(self) -> bool:
         if self.process.poll() is not None:
@@ -70,10 +78,11 @@ class ServiceProcess:
         self.log.close()
 
 
-def prepare_data(data_dir: Path, bridge: Path, copies: int) -> tuple[Storage, str, list[str]]:
+def prepare_data(data_dir: Path, bridge: Path, copies: int,
+                 database_url: str | None = None) -> tuple[Storage, str, list[str]]:
     from fimg_service.usecases import LOCAL_ADMIN, Application
 
-    app = Application(make_settings(f"sqlite:///{data_dir / 'fimg.db'}", data_dir))
+    app = Application(make_settings(database_url or f"sqlite:///{data_dir / 'fimg.db'}", data_dir))
     app.prepare_schema()
     key = create_key(app, "resilience", "analyst")
     analyst = app.keys.authenticate(key)
@@ -118,12 +127,35 @@ def test_killed_ray_worker_costs_a_retry_not_an_item(service, fixtures_dir):
                                                    "params": {"banks": ["b"]}},
                                  headers=service.auth("analyst")).json()["id"]
     dispatcher = service.app.pool.dispatcher
-    victim_pid = ray.get(dispatcher.workers[0].pid.remote())
+    pids = ray.get([worker.pid.remote() for worker in dispatcher.workers])
     wait_until(lambda: job_of(service.storage, job_id).done >= 4, 60, "the first results")
-    os.kill(victim_pid, signal.SIGKILL)
+    busy = wait_until(lambda: [w for w, load in enumerate(dispatcher.worker_load) if load], 60,
+                      "a worker with a chunk", interval=0.01)
+    os.kill(pids[busy[0]], signal.SIGKILL)
     assert service.wait(job_id)["status"] == "succeeded"
     assert_every_item_once(service.storage, job_id)
     assert sum(item.attempts for item in items_of(service.storage, job_id)) >= 1
+
+
+def test_a_chunk_that_never_answers_is_retried_then_reported(ray_session, tmp_path, fixtures_dir):
+    """A chunk not back within the chunk timeout (here 0.25 s, less than finding the faces of a photo takes, even
+    with the models loaded) is retried on a restarted actor, then reported as the item's error; the job ends
+    instead of waiting forever."""
+    from fimg_service.usecases import LOCAL_ADMIN, Application, job_request
+
+    app = Application(make_settings(f"sqlite:///{tmp_path / 'fimg.db'}", tmp_path / "data", num_cpus=1,
+                                    chunk_timeout_s=0.25)).start()
+    try:
+        uploads, _ = app.uploads.add(LOCAL_ADMIN, [("face.jpg", (fixtures_dir / "faces" / "obama-2.jpg").read_bytes())])
+        job = app.jobs.submit(LOCAL_ADMIN, "extract_faces", job_request([uploads[0].id]), {})
+        started = time.monotonic()
+        finished = app.jobs.wait(LOCAL_ADMIN, job.id)
+        assert time.monotonic() - started < 120
+        _job, items = app.jobs.report(LOCAL_ADMIN, job.id)
+        assert finished.status == "failed" and items[0]["error"]["code"] == "worker_failed"
+        assert items_of(app.storage, job.id)[0].attempts == 3
+    finally:
+        app.close()
 
 
 def test_killed_service_resumes_its_jobs_on_restart(ray_session, tmp_path, fixtures_dir):
@@ -207,6 +239,77 @@ def test_match_batch_runs_on_both_nodes_of_a_two_node_cluster(tmp_path, fixtures
     finally:
         if service is not None:
             service.stop()
+        cluster.shutdown()
+
+
+def leased_by(storage: Storage, pid: int) -> int:
+    """Pending items a dispatcher of process `pid` holds the lease of (lease owners read host:pid:random)."""
+    import sqlalchemy as sa
+
+    with storage.engine.connect() as connection:
+        return connection.execute(sa.text(
+            "SELECT count(*) FROM job_items WHERE status = 'pending' AND lease_owner LIKE :owner"),
+            {"owner": f"%:{pid}:%"}).scalar()
+
+
+def test_sigterm_stops_cleanly_and_sigkill_leaves_no_ray_process(tmp_path, fixtures_dir):
+    """With a Ray of its own: SIGTERM finishes or gives back the chunks in flight, stops Ray and prints no
+    traceback; SIGKILL leaves no Ray process behind (the reaper, workers/reaper.py)."""
+    import psutil
+
+    data_dir = tmp_path / "data"
+    storage, key, upload_ids = prepare_data(data_dir, fixtures_dir / "pdq" / "bridge-mods", copies=80)
+    log_path = tmp_path / "service.log"
+    service = ServiceProcess(data_dir, None, log_path, FIMG_NUM_CPUS="1")
+    ray_processes = psutil.Process(service.process.pid).children(recursive=True)
+    assert any("raylet" in p.name() for p in ray_processes)
+    job_id = submit(service.url, key, upload_ids)
+    wait_until(lambda: job_of(storage, job_id).done >= 4, 90, "the first results")
+    service.process.send_signal(signal.SIGTERM)
+    assert service.process.wait(60) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has shut down
+    service.log.close()
+    assert leased_by(storage, service.process.pid) == 0, "its chunks were finished or given back"
+    _gone, alive = psutil.wait_procs(ray_processes, timeout=20)
+    assert not alive, [p.cmdline()[:2] for p in alive]
+    log = log_path.read_text(errors="replace")
+    assert "Traceback" not in log and "logging.cc" not in log and "Aborted" not in log, log[-3000:]
+
+    service = ServiceProcess(data_dir, None, log_path, FIMG_NUM_CPUS="1")
+    ray_processes = psutil.Process(service.process.pid).children(recursive=True)
+    service.kill()
+    _gone, alive = psutil.wait_procs(ray_processes, timeout=30)
+    assert not alive, [p.cmdline()[:2] for p in alive]
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="FIMG_TEST_DATABASE_URL is not set: replicas need PostgreSQL")
+def test_three_replicas_on_one_database_share_a_batch_and_outlive_one_killed(tmp_path, fixtures_dir):
+    import sqlalchemy as sa
+    from ray.cluster_utils import Cluster
+
+    from fimg_service.storage.migrate import drop_all
+
+    engine = sa.create_engine(POSTGRES_URL)
+    drop_all(engine)
+    engine.dispose()
+    data_dir = tmp_path / "data"  # the replicas share the blob store, as replicas on one machine (or NFS) do
+    storage, key, upload_ids = prepare_data(data_dir, fixtures_dir / "pdq" / "bridge-mods", copies=60,
+                                            database_url=POSTGRES_URL)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "include_dashboard": False})
+    replicas = []
+    try:
+        replicas = [ServiceProcess(data_dir, cluster.address, tmp_path / f"replica-{i}.log", POSTGRES_URL,
+                                   wait=False, FIMG_NUM_CPUS="1", FIMG_LEASE_S="3") for i in range(3)]
+        for replica in replicas:
+            replica.wait_ready()
+        job_id = submit(replicas[0].url, key, upload_ids)
+        victim = replicas[1]
+        wait_until(lambda: leased_by(storage, victim.process.pid) > 0, 120, "the replica to be killed to work on the batch", interval=0.02)
+        victim.kill()
+        wait_until(lambda: job_of(storage, job_id).status == "succeeded", 240, "the batch", interval=0.5)
+        assert_every_item_once(storage, job_id)
+    finally:
+        for replica in replicas:
+            replica.stop()
         cluster.shutdown()
 
 

@@ -65,18 +65,38 @@ def test_job_state_machine_and_exactly_once_results(storage):
         jobs = unit.jobs
         assert jobs.set_status(job.id, "running", only_from=("queued",))
         assert not jobs.set_status(job.id, "running", only_from=("queued",))
+        assert [i.idx for i in jobs.claim_items(job.id, "me", limit=2, lease_s=60)] == [0, 1]
         results = [{"idx": 0, "status": ITEM_DONE, "result": {"a": 1}}, {"idx": 1, "status": ITEM_ERROR, "result": {}}]
-        assert jobs.record_results(job.id, results) == 2
-        assert jobs.record_results(job.id, results) == 0  # a retried chunk never counts twice
+        assert jobs.record_results(job.id, results, owner="me") == 2
+        assert jobs.record_results(job.id, results, owner="me") == 0  # a retried chunk never counts twice
         current = jobs.get(job.id)
         assert (current.done, current.failed) == (2, 1)
-        assert [i.idx for i in jobs.pending_items(job.id, limit=10)] == [2, 3, 4]
-        assert [i.idx for i in jobs.pending_items(job.id, limit=10, exclude={2})] == [3, 4]
+        assert [i.idx for i in jobs.claim_items(job.id, "me", limit=1, lease_s=60, exclude={2})] == [3]
         assert jobs.count_attempt(job.id, [3]) == {3: 1}
         assert jobs.set_status(job.id, "cancelled")
-        assert jobs.record_results(job.id, [{"idx": 2, "status": ITEM_DONE, "result": {}}]) == 0
+        assert jobs.record_results(job.id, [{"idx": 3, "status": ITEM_DONE, "result": {}}], owner="me") == 0
         assert jobs.get(job.id).status == "cancelled" and jobs.count_pending(job.id) == 3
         assert job.id not in [j.id for j in jobs.active()]
+
+
+def test_leases_share_items_between_dispatchers_and_expire(storage):
+    with storage.unit() as unit:
+        job = unit.jobs.create(None, "match_batch", {"banks": ["b"]},
+                               [{"name": f"f{i}", "input": {"i": i}} for i in range(6)])
+        unit.jobs.set_status(job.id, "running")
+    with storage.unit() as unit:
+        assert [i.idx for i in unit.jobs.claim_items(job.id, "a", limit=2, lease_s=60)] == [0, 1]
+        assert [i.idx for i in unit.jobs.claim_items(job.id, "b", limit=2, lease_s=0)] == [2, 3]
+        assert unit.jobs.record_results(job.id, [{"idx": 0, "status": ITEM_DONE, "result": {}}], owner="b") == 0
+    with storage.unit() as unit:  # b's leases expired at once: c takes them over, and only c's results count
+        assert [i.idx for i in unit.jobs.claim_items(job.id, "c", limit=3, lease_s=60)] == [2, 3, 4]
+        assert unit.jobs.record_results(job.id, [{"idx": 2, "status": ITEM_DONE, "result": {}}], owner="b") == 0
+        assert unit.jobs.record_results(job.id, [{"idx": 2, "status": ITEM_DONE, "result": {}}], owner="c") == 1
+        assert unit.jobs.renew_leases("c", lease_s=60, items={job.id: [2, 3, 4]}) == 2
+        assert unit.jobs.release_leases("a", job.id, [1]) == 1
+    with storage.unit() as unit:
+        assert [i.idx for i in unit.jobs.claim_items(job.id, "b", limit=5, lease_s=60)] == [1, 5]
+        assert unit.jobs.get(job.id).done == 1
 
 
 def test_idempotency_keys_and_listing_are_per_owner(storage):

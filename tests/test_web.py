@@ -158,7 +158,9 @@ def _job_with_results(service, owner_key: str, results: list[dict]) -> str:
         job = unit.jobs.create(who.key_id, "match_batch", {"banks": ["b"]},
                                [{"name": f"item-{i:06d}.jpg", "input": {"hashes": {}}} for i in range(len(results))])
         unit.jobs.set_status(job.id, "running")
-        unit.jobs.record_results(job.id, [{"idx": i, "status": "done", "result": r} for i, r in enumerate(results)])
+        unit.jobs.claim_items(job.id, "test-dispatcher", len(results), lease_s=60)
+        unit.jobs.record_results(job.id, [{"idx": i, "status": "done", "result": r} for i, r in enumerate(results)],
+                                 "test-dispatcher")
     return job.id
 
 

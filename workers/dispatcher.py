@@ -3,28 +3,56 @@
 Jobs are a state machine in the database (`queued -> running -> succeeded | failed | cancelled`); items are
 `pending` until a worker's result is written. The dispatcher holds no state that the database does not also
 hold, so a restarted service resumes every queued or running job and redoes only unfinished items. A chunk whose
-worker died is retried item by item; an item that kills its worker `max_attempts` times is reported as an error,
-so a poison file costs itself, never its batch.
+worker died (or that did not come back within the chunk timeout) is retried item by item; an item that kills its
+worker `max_attempts` times is reported as an error, so a poison file costs itself, never its batch.
+
+Nothing slow runs on the dispatch loop. A job's context (a bank snapshot, a gallery matrix) is read from the
+database by a preparation thread and built by each actor's `setup` thread; until both are done the job simply
+sends no chunks, and every other job goes on. A context lives while an active job needs it: when the last such
+job finishes, fails or is cancelled, the snapshot and every actor's copy are dropped.
+
+Several dispatchers (service replicas) may share one database: each claims items with a lease
+(`JobRepository.claim_items`), a heartbeat thread renews its leases, and a dispatcher that dies simply stops
+renewing, so its items are claimed again once the lease expires. Only a lease holder's result is written.
 """
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import ray
 from pydantic import ValidationError
-from ray.exceptions import TaskCancelledError
+from ray.exceptions import RayTaskError, TaskCancelledError
 
 from fimg_service.errors import FimgError
 from fimg_service.storage import ITEM_DONE, ITEM_ERROR, Storage
-from workers.pool import ContextRefs, cluster_cpus, make_workers
-from workers.registry import get_job_type, item_error
+from workers.pool import cluster_cpus, make_workers
+from workers.registry import JobType, get_job_type, item_error
 
 log = logging.getLogger("fimg.dispatcher")
+CHUNKS_PER_WORKER = 2  # one running, one queued behind it, so an actor never waits for the loop
+PREPARE_THREADS = 2
+
+
+@dataclass
+class JobContext:
+    """A prepared context shared by the active jobs with the same key (the same banks at the same revisions)."""
+
+    key: str
+    job_type: str
+    payload: Future  # -> the ObjectRef of the payload, once the preparation thread has read it
+    jobs: set[str] = field(default_factory=set)
+    ready_on: set[int] = field(default_factory=set)  # workers whose setup thread has built it
+    building_on: set[int] = field(default_factory=set)
+    failures: int = 0
 
 
 @dataclass
@@ -32,9 +60,9 @@ class ActiveJob:
     id: str
     type: str
     params: dict
-    context_key: str
-    context_ref: Any
+    context: JobContext
     in_flight: set[int] = field(default_factory=set)
+    idle_until: float = 0.0  # nothing to claim (other replicas hold the rest): look again after this
 
 
 @dataclass
@@ -42,42 +70,70 @@ class Chunk:
     job_id: str
     indices: list[int]
     worker: int
+    sent_at: float
+
+
+def lease_owner_id() -> str:
+    """Names this dispatcher in the leases it holds: host and process for people, a random part for uniqueness."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Dispatcher:
     def __init__(self, storage: Storage, chunk_size: int = 16, num_workers: int | None = None,
-                 only_jobs: Iterable[str] | None = None, max_attempts: int = 3, poll_interval: float = 0.5):
+                 only_jobs: Iterable[str] | None = None, max_attempts: int = 3, poll_interval: float = 0.5,
+                 lease_s: float = 30.0, chunk_timeout_s: float = 600.0, worker_start_s: float = 60.0):
         self.storage = storage
         self.chunk_size = chunk_size
         self.num_workers = num_workers
         self.only_jobs = set(only_jobs) if only_jobs is not None else None
         self.max_attempts = max_attempts
         self.poll_interval = poll_interval
+        self.lease_s, self.chunk_timeout_s, self.worker_start_s = lease_s, chunk_timeout_s, worker_start_s
+        self.owner = lease_owner_id()
         self.workers: list = []
         self.worker_load: list[int] = []
         self.jobs: dict[str, ActiveJob] = {}
+        self.contexts: dict[str, JobContext] = {}
         self.in_flight: dict[Any, Chunk] = {}
-        self.contexts = ContextRefs()
+        self.building: dict[Any, tuple[int, JobContext]] = {}
+        self._preparer = ThreadPoolExecutor(PREPARE_THREADS, thread_name_prefix="fimg-prepare")
+        self._claiming = True
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._heartbeat: threading.Thread | None = None
         self._last_reconcile = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
     def start(self) -> "Dispatcher":
-        count = self.num_workers or cluster_cpus()
-        self.workers = make_workers(count)
-        self.worker_load = [0] * count
+        self.workers = make_workers(self.num_workers or cluster_cpus(), self.worker_start_s)
+        self.worker_load = [0] * len(self.workers)
         self._thread = threading.Thread(target=self._run, name="fimg-dispatcher", daemon=True)
+        self._heartbeat = threading.Thread(target=self._renew_leases, name="fimg-lease-heartbeat", daemon=True)
         self._thread.start()
+        self._heartbeat.start()
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, grace_s: float = 10.0) -> None:
+        """Stop claiming, let the chunks in flight finish for up to `grace_s`, give up the leases of the rest
+        (another replica, or this service restarted, takes them at once) and stop the actors."""
+        self._claiming = False
+        deadline = time.monotonic() + grace_s
+        while self.in_flight and self._thread is not None and self._thread.is_alive() \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for thread in (self._thread, self._heartbeat):
+            if thread is not None:
+                thread.join(grace_s)
+        self._preparer.shutdown(wait=False, cancel_futures=True)
+        try:
+            with self.storage.unit() as unit:
+                unit.jobs.release_leases(self.owner)
+        except Exception:
+            log.exception("could not release this dispatcher's leases; they expire in %.0f s", self.lease_s)
         for worker in self.workers:
             ray.kill(worker)
         self.workers = []
@@ -94,17 +150,37 @@ class Dispatcher:
                 log.exception("dispatcher step failed; retrying")
                 time.sleep(1.0)
 
+    def _renew_leases(self) -> None:
+        while not self._stop.wait(self.lease_s / 3):
+            working: dict[str, list[int]] = {}
+            for chunk in list(self.in_flight.values()):
+                working.setdefault(chunk.job_id, []).extend(chunk.indices)
+            try:
+                with self.storage.unit() as unit:
+                    unit.jobs.renew_leases(self.owner, self.lease_s, working)
+            except Exception:
+                log.exception("renewing leases failed; retrying")
+
     def _step(self) -> None:
         if self._wake.is_set() or time.monotonic() - self._last_reconcile > self.poll_interval:
             self._wake.clear()
             self._reconcile()
+        self._fail_unpreparable()
         self._fill()
-        if self.in_flight:
-            ready, _ = ray.wait(list(self.in_flight), num_returns=len(self.in_flight), timeout=0.05)
+        self._expire_chunks()
+        waiting = [*self.in_flight, *self.building]
+        if waiting:
+            ready, _ = ray.wait(waiting, num_returns=len(waiting), timeout=0.05)
             for ref in ready:
-                self._complete(ref)
+                if ref in self.building:
+                    self._built(ref)
+                elif ref in self.in_flight:
+                    self._complete(ref)
         else:
-            self._wake.wait(self.poll_interval)
+            self._wake.wait(min(self.poll_interval, 0.05) if self._preparing() else self.poll_interval)
+
+    def _preparing(self) -> bool:
+        return any(not context.payload.done() for context in self.contexts.values())
 
     # -- jobs --------------------------------------------------------------------------------------------------
 
@@ -116,6 +192,8 @@ class Dispatcher:
         for job_id in list(self.jobs):
             if job_id not in active:
                 self._drop(job_id)
+        if not self._claiming:
+            return
         for job in active.values():
             if job.id in self.jobs:
                 continue
@@ -124,7 +202,7 @@ class Dispatcher:
             try:
                 spec = get_job_type(job.type)
                 spec.params(job.params)
-                context_key, context_ref = self.contexts.get(spec, self.storage, job.params)
+                context = self._context(spec, job.params)
             except ValidationError as exc:
                 self._set_status(job.id, "failed",
                                  error=f"the stored params no longer validate: {exc.errors()[0]['msg']}")
@@ -136,7 +214,38 @@ class Dispatcher:
                 log.exception("preparing job %s failed", job.id)
                 self._set_status(job.id, "failed", error=f"could not prepare the job: {type(exc).__name__}")
                 continue
-            self.jobs[job.id] = ActiveJob(job.id, job.type, job.params, context_key, context_ref)
+            context.jobs.add(job.id)
+            self.jobs[job.id] = ActiveJob(job.id, job.type, job.params, context)
+
+    def _context(self, spec: JobType, params: dict) -> JobContext:
+        """The job's shared context, its preparation started if no active job has it yet. Naming it is cheap
+        (bank names and revisions); reading it is not, and happens on a preparation thread."""
+        key = spec.key_for(self.storage, params)
+        if key not in self.contexts:
+            if spec.context_key is None:
+                payload: Future = Future()
+                payload.set_result(ray.put(None))
+            else:
+                payload = self._preparer.submit(lambda: ray.put(spec.prepare(self.storage, params)))
+            self.contexts[key] = JobContext(key, spec.name, payload)
+        return self.contexts[key]
+
+    def _fail_unpreparable(self) -> None:
+        for context in list(self.contexts.values()):
+            if not context.payload.done() or context.payload.cancelled() or context.payload.exception() is None:
+                continue
+            exc = context.payload.exception()
+            if isinstance(exc, FimgError):
+                message = exc.message
+            else:
+                log.error("preparing the context of %d job(s) failed: %s", len(context.jobs), type(exc).__name__)
+                message = f"could not prepare the job: {type(exc).__name__}"
+            self._fail_context(context, message)
+
+    def _fail_context(self, context: JobContext, message: str) -> None:
+        for job_id in list(context.jobs):
+            self._set_status(job_id, "failed", error=message)
+            self._drop(job_id)
 
     def _set_status(self, job_id: str, status: str, **options) -> bool:
         with self.storage.unit() as unit:
@@ -144,14 +253,28 @@ class Dispatcher:
 
     def _record(self, job_id: str, results: list[dict], node: str | None = None) -> None:
         with self.storage.unit() as unit:
-            unit.jobs.record_results(job_id, results, node=node)
+            unit.jobs.record_results(job_id, results, owner=self.owner, node=node)
 
     def _drop(self, job_id: str) -> None:
-        """The job left the active states (cancelled, or finished by another process): stop its work."""
+        """The job left the active states (finished, cancelled, failed, or finished by another replica): stop its
+        work, give up its leases and release its context if no other job needs it."""
         for ref, chunk in list(self.in_flight.items()):
             if chunk.job_id == job_id:
                 ray.cancel(ref)
-        self.jobs.pop(job_id, None)
+        job = self.jobs.pop(job_id, None)
+        if job is None:
+            return
+        if job.in_flight:
+            with self.storage.unit() as unit:
+                unit.jobs.release_leases(self.owner, job_id)
+        context = job.context
+        context.jobs.discard(job_id)
+        if not context.jobs and self.contexts.get(context.key) is context:
+            del self.contexts[context.key]
+            context.payload.cancel()
+            for worker in context.ready_on | context.building_on:
+                if worker < len(self.workers):
+                    self.workers[worker].forget.remote([context.key])
 
     def _finish_if_done(self, job: ActiveJob) -> None:
         if job.in_flight:
@@ -164,29 +287,75 @@ class Dispatcher:
         if pending == 0:
             status = "failed" if every_item_failed else "succeeded"
             self._set_status(job.id, status, error=first_error, only_from=("running",))
-            self.jobs.pop(job.id, None)
+            self._drop(job.id)
+
+    # -- contexts on the workers -------------------------------------------------------------------------------
+
+    def _build_everywhere(self, context: JobContext) -> None:
+        """Have every actor's setup thread build the context; chunks go only to actors that have it."""
+        payload_ref = context.payload.result()
+        for worker in range(len(self.workers)):
+            if worker not in context.ready_on and worker not in context.building_on:
+                ref = self.workers[worker].warm.remote(context.job_type, context.key, [payload_ref])
+                self.building[ref] = (worker, context)
+                context.building_on.add(worker)
+
+    def _built(self, ref: Any) -> None:
+        worker, context = self.building.pop(ref)
+        context.building_on.discard(worker)
+        try:
+            ray.get(ref)
+        except RayTaskError as exc:  # the job type's setup raised: every actor would do the same
+            context.failures += 1
+            log.warning("setting up a %s context failed on a worker: %s", context.job_type, type(exc.cause).__name__)
+            if context.failures >= self.max_attempts:
+                self._fail_context(context, f"could not set the job up: {type(exc.cause).__name__}")
+            return
+        except Exception:  # the actor died while building: it restarts, and is asked again
+            return
+        if self.contexts.get(context.key) is context:
+            context.ready_on.add(worker)
+
+    def _forget_worker_contexts(self, worker: int) -> None:
+        for context in self.contexts.values():
+            context.ready_on.discard(worker)
 
     # -- chunks ------------------------------------------------------------------------------------------------
 
     def _fill(self) -> None:
-        capacity = 2 * len(self.workers)
+        if not self._claiming:
+            return
         progressed = True
-        while progressed and len(self.in_flight) < capacity:
+        while progressed:
             progressed = False
             for job in list(self.jobs.values()):
-                if len(self.in_flight) >= capacity:
-                    break
-                if self._submit_next_chunk(job):
+                if job.id in self.jobs and self._submit_next_chunk(job):
                     progressed = True
 
+    def _free_worker(self, job: ActiveJob) -> int | None:
+        context = job.context
+        if not context.payload.done() or context.payload.cancelled() or context.payload.exception() is not None:
+            return None
+        self._build_everywhere(context)
+        free = [w for w in context.ready_on if w < len(self.workers) and self.worker_load[w] < CHUNKS_PER_WORKER]
+        return min(free, key=self.worker_load.__getitem__) if free else None
+
     def _submit_next_chunk(self, job: ActiveJob) -> bool:
-        with self.storage.read() as unit:
-            items = unit.jobs.pending_items(job.id, limit=self.chunk_size, exclude=job.in_flight)
+        if time.monotonic() < job.idle_until:
+            return False
+        worker = self._free_worker(job)
+        if worker is None:
+            return False
+        with self.storage.unit() as unit:
+            items = unit.jobs.claim_items(job.id, self.owner, self.chunk_size, self.lease_s, exclude=job.in_flight)
+            solo = [item for item in items if item.attempts > 0]
+            if solo:  # an item that was in a lost chunk goes alone, so a poison file costs only itself
+                unit.jobs.release_leases(self.owner, job.id, [item.idx for item in items if item is not solo[0]])
+                items = solo[:1]
         if not items:
+            job.idle_until = time.monotonic() + self.poll_interval
             self._finish_if_done(job)
             return False
-        solo = [item for item in items if item.attempts > 0]
-        items = solo[:1] if solo else items
         spec = get_job_type(job.type)
         payload, failed = [], []
         for item in items:
@@ -199,14 +368,28 @@ class Dispatcher:
             self._record(job.id, failed)
         if not payload:
             return True
-        worker = min(range(len(self.workers)), key=self.worker_load.__getitem__)
-        ref = self.workers[worker].run_chunk.remote(job.type, job.params, job.context_key, [job.context_ref],
-                                                     payload)
+        ref = self.workers[worker].run_chunk.remote(job.type, job.params, job.context.key,
+                                                     [job.context.payload.result()], payload)
         indices = [p["idx"] for p in payload]
-        self.in_flight[ref] = Chunk(job.id, indices, worker)
+        self.in_flight[ref] = Chunk(job.id, indices, worker, time.monotonic())
         self.worker_load[worker] += 1
         job.in_flight.update(indices)
         return True
+
+    def _expire_chunks(self) -> None:
+        """A chunk that did not come back in time is retried like one whose worker died; its actor is restarted
+        (it may be hung), which fails its other chunks into retries too."""
+        now = time.monotonic()
+        for ref, chunk in list(self.in_flight.items()):
+            if now - chunk.sent_at <= self.chunk_timeout_s or ref not in self.in_flight:
+                continue
+            del self.in_flight[ref]
+            self.worker_load[chunk.worker] -= 1
+            job = self.jobs.get(chunk.job_id)
+            if job is not None:
+                self._retry(job, chunk, TimeoutError(f"no answer in {self.chunk_timeout_s:.0f} s"))
+            ray.kill(self.workers[chunk.worker], no_restart=False)
+            self._forget_worker_contexts(chunk.worker)
 
     def _complete(self, ref: Any) -> None:
         chunk = self.in_flight.pop(ref)
@@ -217,6 +400,8 @@ class Dispatcher:
         except TaskCancelledError:
             return
         except Exception as exc:
+            if not isinstance(exc, RayTaskError):  # the actor died: it restarts without its contexts
+                self._forget_worker_contexts(chunk.worker)
             if job is not None:
                 self._retry(job, chunk, exc)
             return
@@ -226,19 +411,36 @@ class Dispatcher:
                      for res in output["results"] for name, (data, content_type) in res["artifacts"].items()]
         written = [{"idx": res["idx"], "status": ITEM_DONE if res["ok"] else ITEM_ERROR, "result": res["result"]}
                    for res in output["results"]]
-        with self.storage.unit() as unit:
-            for name, sha256, size, content_type in artifacts:
-                unit.jobs.put_artifact(job.id, name, sha256, size, content_type)
-            unit.jobs.record_results(job.id, written, node=output.get("node"))
+        try:
+            with self.storage.unit() as unit:
+                for name, sha256, size, content_type in artifacts:
+                    unit.jobs.put_artifact(job.id, name, sha256, size, content_type)
+                unit.jobs.record_results(job.id, written, owner=self.owner, node=output.get("node"))
+        except Exception:  # e.g. a deadlock the database broke, a lost connection: the items are done again
+            log.exception("writing the results of a chunk of job %s failed; its items go back", job.id)
+            self._give_back(job.id, chunk.indices)
         job.in_flight.difference_update(chunk.indices)
+
+    def _give_back(self, job_id: str, indices: list[int]) -> None:
+        """Release leases now if the database lets us; otherwise they expire (no longer renewed)."""
+        try:
+            with self.storage.unit() as unit:
+                unit.jobs.release_leases(self.owner, job_id, indices)
+        except Exception:
+            log.warning("releasing leases of job %s failed; they expire in %.0f s", job_id, self.lease_s)
 
     def _retry(self, job: ActiveJob, chunk: Chunk, exc: Exception) -> None:
         log.warning("a chunk of job %s was lost (%s); retrying its %d items", job.id, type(exc).__name__,
                     len(chunk.indices))
         lost = item_error("worker_failed", f"the worker failed {self.max_attempts} times while processing this item")
-        with self.storage.unit() as unit:
-            attempts = unit.jobs.count_attempt(job.id, chunk.indices)
-            exhausted = [idx for idx in chunk.indices if attempts.get(idx, 0) >= self.max_attempts]
-            unit.jobs.record_results(job.id, [{"idx": idx, "status": ITEM_ERROR, "result": lost.result}
-                                              for idx in exhausted])
+        try:
+            with self.storage.unit() as unit:
+                attempts = unit.jobs.count_attempt(job.id, chunk.indices)
+                exhausted = [idx for idx in chunk.indices if attempts.get(idx, 0) >= self.max_attempts]
+                unit.jobs.record_results(job.id, [{"idx": idx, "status": ITEM_ERROR, "result": lost.result}
+                                                  for idx in exhausted], owner=self.owner)
+                unit.jobs.release_leases(self.owner, job.id, [idx for idx in chunk.indices if idx not in exhausted])
+        except Exception:
+            log.exception("recording a lost chunk of job %s failed; its items go back", job.id)
+            self._give_back(job.id, chunk.indices)
         job.in_flight.difference_update(chunk.indices)

@@ -71,7 +71,7 @@ def build_items(request: JobRequest, params: MatchParams, uploads: UploadResolve
 
 def _banks(storage, names: list[str]) -> list:
     with storage.read() as unit:
-        banks = [(name, unit.banks.get(name)) for name in names]
+        banks = [(name, unit.banks.version(name)) for name in names]
     missing = [name for name, bank in banks if bank is None]
     if missing:
         raise SetupFailed(f"no bank named {missing[0]!r}")

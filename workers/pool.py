@@ -1,23 +1,22 @@
 """The Ray side: starting or joining a cluster, and the long-lived worker actors.
 
-Each actor keeps the prepared context of recent jobs (a built bank index, a gallery matrix, loaded models) so a
-batch of thousands of items pays for it once per actor, not once per chunk.
+Each actor keeps the prepared context of the active jobs (a built bank index, a gallery matrix) so a batch of
+thousands of items pays for it once per actor, not once per chunk. Building a context runs in the actor's
+`setup` thread, beside the thread that runs chunks, so a large bank being built never holds another job's items.
 """
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import traceback
-from collections import OrderedDict
-from typing import Any
 
 import ray
 
-from workers.registry import JobType, get_job_type, item_error
+from workers.registry import get_job_type, item_error
 
 log = logging.getLogger("fimg.workers")
-CONTEXT_CACHE_SIZE = 4
 
 
 def start_ray(address: str | None, num_cpus: int | None) -> bool:
@@ -25,42 +24,68 @@ def start_ray(address: str | None, num_cpus: int | None) -> bool:
     if ray.is_initialized():
         return False
     kwargs: dict = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
+    # ray.init replaces the SIGTERM handler with one that exits at once (tracebacks, a C stack dump); the
+    # server's own handler, which shuts down in order (see Dispatcher.stop), is put back.
+    on_sigterm = signal.getsignal(signal.SIGTERM)
     if address:
         ray.init(address=address, **kwargs)
     else:
         # "local" always starts a new instance; a bare init would join any Ray already running on this machine.
         ray.init(address="local", num_cpus=num_cpus, **kwargs)
+    if threading.current_thread() is threading.main_thread() and on_sigterm is not None:
+        signal.signal(signal.SIGTERM, on_sigterm)
     return True
 
 
-@ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=1)
+@ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=1, concurrency_groups={"setup": 1, "control": 1})
 class Worker:
     """Runs chunks of items of any job type; a crash costs the chunk a retry, the dispatcher decides."""
 
     def __init__(self) -> None:
-        self.contexts: OrderedDict[str, object] = OrderedDict()
+        self.contexts: dict[str, object] = {}
+        self._lock = threading.Lock()
 
+    @ray.method(concurrency_group="control")
     def pid(self) -> int:
         return os.getpid()
 
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()
 
-    def _context(self, job_type: str, key: str, payload_ref: list) -> object:
-        if key in self.contexts:
-            self.contexts.move_to_end(key)
-            return self.contexts[key]
+    @ray.method(concurrency_group="setup")
+    def warm(self, job_type: str, key: str, payload_ref: list) -> str:
+        """Build a context ahead of its chunks (`payload_ref` is a one-element list so Ray does not fetch it
+        unless the context is missing)."""
+        with self._lock:
+            if key in self.contexts:
+                return key
         context = get_job_type(job_type).setup(ray.get(payload_ref[0]))
-        self.contexts[key] = context
-        while len(self.contexts) > CONTEXT_CACHE_SIZE:
-            self.contexts.popitem(last=False)
-        return context
+        with self._lock:
+            self.contexts[key] = context
+        return key
+
+    @ray.method(concurrency_group="control")
+    def context_keys(self) -> list[str]:
+        """The contexts this actor holds (what the dispatcher believes it holds, checked by the tests)."""
+        with self._lock:
+            return sorted(self.contexts)
+
+    @ray.method(concurrency_group="control")
+    def forget(self, keys: list[str]) -> None:
+        """Drop the contexts of jobs that are over, so their memory goes back."""
+        with self._lock:
+            for key in keys:
+                self.contexts.pop(key, None)
 
     def run_chunk(self, job_type: str, params: dict, context_key: str, payload_ref: list,
                   items: list[dict]) -> dict:
-        """`payload_ref` is a one-element list so Ray does not fetch the context unless the cache misses."""
         spec = get_job_type(job_type)
-        context = self._context(job_type, context_key, payload_ref)
+        with self._lock:
+            context = self.contexts.get(context_key)
+        if context is None:  # a restarted actor lost its contexts
+            self.warm(job_type, context_key, payload_ref)
+            with self._lock:
+                context = self.contexts[context_key]
         typed_params = spec.params(params)
         results = []
         for item in items:
@@ -75,35 +100,21 @@ class Worker:
         return {"node": self.node_id(), "results": results}
 
 
-class ContextRefs:
-    """Job contexts (bank snapshots, gallery matrices) put into Ray's object store once per context key.
-
-    The key is cheap to compute (names and revisions), so the payload is read from the database only when a
-    bank or gallery changed, not once per job or per request.
-    """
-
-    def __init__(self, size: int = 8):
-        self.size = size
-        self._refs: OrderedDict[str, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, spec: JobType, storage: Any, params: dict) -> tuple[str, Any]:
-        key = spec.key_for(storage, params)
-        with self._lock:
-            if key in self._refs:
-                self._refs.move_to_end(key)
-                return key, self._refs[key]
-        ref = ray.put(spec.prepare(storage, params))
-        with self._lock:
-            self._refs[key] = ref
-            while len(self._refs) > self.size:
-                self._refs.popitem(last=False)
-        return key, ref
-
-
-def make_workers(count: int, spread: bool = True) -> list:
+def make_workers(count: int, ready_timeout_s: float, spread: bool = True) -> list:
+    """`count` actors, each answering before it is used: one Ray could not place within the timeout (no free
+    CPU) is killed rather than sent chunks it would never run. Raises RuntimeError if none became ready."""
     options = {"scheduling_strategy": "SPREAD"} if spread else {}
-    return [Worker.options(**options).remote() for _ in range(count)]
+    workers = [Worker.options(**options).remote() for _ in range(count)]
+    pings = {worker.pid.remote(): worker for worker in workers}
+    ready, pending = ray.wait(list(pings), num_returns=len(pings), timeout=ready_timeout_s)
+    for ref in pending:
+        ray.kill(pings[ref])
+    if pending:
+        log.warning("%d of %d workers did not start within %.0f s (no free CPU?); going on with %d",
+                    len(pending), count, ready_timeout_s, len(ready))
+    if not ready:
+        raise RuntimeError(f"no worker actor started within {ready_timeout_s:.0f} s: the Ray cluster has no free CPU")
+    return [pings[ref] for ref in ready]
 
 
 def cluster_cpus() -> int:

@@ -8,7 +8,8 @@ Two halves of a job type run in different places:
 - service side (has the storage): `references` names the banks/galleries a job needs (the use case checks they
   exist), `build_items` turns a typed `JobRequest` into items, `context_key`
   names the job's shared context cheaply (e.g. its banks and their revisions), `prepare` builds that context's
-  payload (once per key, see `workers.pool.ContextRefs`) and `load_item` turns an item into what a worker needs;
+  payload (once per key while a job needs it, on a preparation thread, see `workers.dispatcher`) and `load_item`
+  turns an item into what a worker needs;
 - worker side (a Ray actor, no storage): `setup` turns the context payload into something ready to use (built
   once per actor and context key), `run_item` computes one item from the params re-validated by `params_model`.
 """

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from fimg_service.errors import Conflict
 from fimg_service.storage.members import CaseMembers
-from fimg_service.storage.records import BankInfo, StoredRecord
+from fimg_service.storage.records import BankInfo, BankVersion, StoredRecord
 from imaging.signals import HASH_COLUMNS
 from fimg_service.storage.schema import Bank, BankMember, BankRecordRow, as_utc, utcnow
 
@@ -57,6 +57,12 @@ class BankRepository:
     def get(self, name: str) -> BankInfo | None:
         row = self.session.scalar(sa.select(Bank).where(Bank.name == name))
         return None if row is None else _info(row, self._count(row.id))
+
+    def version(self, name: str) -> BankVersion | None:
+        row = self.session.execute(sa.select(Bank.id, Bank.name, Bank.threshold, Bank.revision, Bank.created_at,
+                                             Bank.owner_id).where(Bank.name == name)).one_or_none()
+        return None if row is None else BankVersion(row.id, row.name, row.threshold, row.revision,
+                                                    as_utc(row.created_at), row.owner_id)
 
     def list(self, key_id: int | None = None, all_cases: bool = True) -> list[BankInfo]:
         """Every bank, or (not `all_cases`) those `key_id` owns or is a member of."""

@@ -2,10 +2,17 @@
 
 Every item is `pending` until its result is written; a result is written at most once per item, and not at all
 once the job left the active states, so a retried chunk never counts an item twice.
+
+Several dispatchers (service replicas) share one database through leases: a dispatcher claims pending items for
+a while (`claim_items`, `FOR UPDATE SKIP LOCKED` on PostgreSQL, so two claims never take the same row), renews
+its leases while it works (`renew_leases`), and only the lease holder writes an item's result. An expired lease
+(its holder died) is claimable again. Lease times are the dispatchers' clocks: replicas' clocks must agree to well
+within the lease time (NTP).
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -125,20 +132,55 @@ class JobRepository:
                                               "done": done, "failed": failed}))
         return moved
 
-    def pending_items(self, job_id: str, limit: int, exclude: Iterable[int] = ()) -> list[ItemRecord]:
-        query = (sa.select(JobItem).where(JobItem.job_id == job_id, JobItem.status == ITEM_PENDING)
-                 .order_by(JobItem.idx))
+    def claim_items(self, job_id: str, owner: str, limit: int, lease_s: float,
+                    exclude: Iterable[int] = ()) -> list[ItemRecord]:
+        """Lease up to `limit` pending items that no one holds (or whose lease expired) to `owner`, in order."""
+        now = utcnow()
+        free = (sa.select(JobItem.id)
+                .where(JobItem.job_id == job_id, JobItem.status == ITEM_PENDING,
+                       sa.or_(JobItem.lease_owner.is_(None), JobItem.lease_expires_at < now))
+                .order_by(JobItem.idx).limit(limit).with_for_update(skip_locked=True))
         exclude = set(exclude)
         if exclude:
-            query = query.where(JobItem.idx.not_in(exclude))
-        return [_item(row) for row in self.session.scalars(query.limit(limit))]
+            free = free.where(JobItem.idx.not_in(exclude))
+        table = JobItem.__table__
+        claimed = self.session.execute(
+            sa.update(table).where(table.c.id.in_(free.scalar_subquery()))
+            .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_s))
+            .returning(*table.c)).all()
+        return sorted((_item(row) for row in claimed), key=lambda item: item.idx)
+
+    def renew_leases(self, owner: str, lease_s: float, items: dict[str, Iterable[int]]) -> int:
+        """Extend `owner`'s leases of the items it is working on ({job id: indices}); returns how many. A lease
+        of an item it lost track of is not renewed, so it expires. Rows another transaction has locked (their
+        result being written) are skipped, not waited for, so a renewal never deadlocks."""
+        renewed = 0
+        for job_id, indices in items.items():
+            held = (sa.select(JobItem.id)
+                    .where(JobItem.job_id == job_id, JobItem.idx.in_(list(indices)), JobItem.lease_owner == owner,
+                           JobItem.status == ITEM_PENDING)
+                    .with_for_update(skip_locked=True))
+            renewed += self.session.execute(
+                sa.update(JobItem).where(JobItem.id.in_(held.scalar_subquery()))
+                .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))).rowcount
+        return renewed
+
+    def release_leases(self, owner: str, job_id: str | None = None, indices: Sequence[int] | None = None) -> int:
+        """Give up `owner`'s leases (of one job, of some of its items) so another dispatcher may take them now."""
+        query = sa.update(JobItem).where(JobItem.lease_owner == owner)
+        if job_id is not None:
+            query = query.where(JobItem.job_id == job_id)
+        if indices is not None:
+            query = query.where(JobItem.idx.in_(indices))
+        return self.session.execute(query.values(lease_owner=None, lease_expires_at=None)).rowcount
 
     def count_pending(self, job_id: str) -> int:
         return self.session.scalar(sa.select(sa.func.count()).select_from(JobItem).where(
             JobItem.job_id == job_id, JobItem.status == ITEM_PENDING))
 
-    def record_results(self, job_id: str, results: Sequence[dict], node: str | None = None) -> int:
-        """Write finished items (each {"idx", "status", "result"}); returns how many were written."""
+    def record_results(self, job_id: str, results: Sequence[dict], owner: str, node: str | None = None) -> int:
+        """Write finished items (each {"idx", "status", "result"}) that `owner` holds the lease of; returns how
+        many were written. A result of an item whose lease went to another dispatcher is not written."""
         job = self.session.get(Job, job_id, with_for_update=True)
         if job is None or job.status not in ACTIVE_JOB_STATES:
             return 0
@@ -146,9 +188,11 @@ class JobRepository:
         for res in results:
             updated = self.session.execute(
                 sa.update(JobItem)
-                .where(JobItem.job_id == job_id, JobItem.idx == res["idx"], JobItem.status == ITEM_PENDING)
-                .values(status=res["status"], result=res["result"], node=node,
-                        completions=JobItem.completions + 1, **item_summary(res["result"]))).rowcount
+                .where(JobItem.job_id == job_id, JobItem.idx == res["idx"], JobItem.status == ITEM_PENDING,
+                       JobItem.lease_owner == owner)
+                .values(status=res["status"], result=res["result"], node=node, lease_owner=None,
+                        lease_expires_at=None, completions=JobItem.completions + 1,
+                        **item_summary(res["result"]))).rowcount
             if updated:
                 written += 1
                 if res["status"] == ITEM_ERROR:

@@ -42,6 +42,18 @@ class BankInfo:
 
 
 @dataclass(frozen=True)
+class BankVersion:
+    """What names a bank's contents without counting them: cheap enough to read on every lookup."""
+
+    id: int
+    name: str
+    threshold: int | None
+    revision: int
+    created_at: datetime
+    owner_id: int | None = None
+
+
+@dataclass(frozen=True)
 class StoredRecord:
     """One identified record of a bank: its hashes, never its pixels."""
 

@@ -126,6 +126,9 @@ class JobItem(Base):
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     completions: Mapped[int] = mapped_column(sa.Integer, default=0)
     node: Mapped[str | None] = mapped_column(sa.String(64))
+    # A pending item being worked on is leased by one dispatcher until the lease expires (see JobRepository).
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(100), index=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     # The result's verdict and its best match, kept beside the JSON so a report page filters, sorts and pages in
     # the index on a 100,000-item batch.
     verdict: Mapped[str | None] = mapped_column(sa.String(20))

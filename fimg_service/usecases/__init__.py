@@ -35,7 +35,7 @@ class Application:
         self.audit = Audit(self.storage)
         self.sessions = WebSessions(self.storage, self.keys, settings.session_idle_seconds)
         self.uploads = Uploads(self.storage, settings.max_upload_bytes, self.quotas, settings.max_request_pixels)
-        self.banks = Banks(self.storage)
+        self.banks = Banks(self.storage, changed=self._bank_changed)
         self.jobs = Jobs(self.storage, self.uploads, self.quotas, wake=self._wake_dispatcher)
         self.galleries = Galleries(self.storage, self.uploads,
                                    enrolment_faces=lambda data: self.pool.enrolment_faces(data))
@@ -46,7 +46,15 @@ class Application:
         """The worker pool, made on first use: commands that only touch the database never import Ray."""
         from workers.service import WorkerPool
 
-        return WorkerPool(self.storage, self.settings.ray_address, self.settings.num_cpus, self.settings.chunk_size)
+        settings = self.settings
+        return WorkerPool(self.storage, settings.ray_address, settings.num_cpus, settings.chunk_size,
+                          lease_s=settings.lease_s, chunk_timeout_s=settings.chunk_timeout_s,
+                          lookup_cache_records=settings.lookup_cache_records)
+
+    def _bank_changed(self, name: str, wait: bool) -> None:
+        """A running pool rebuilds the bank's lookup cache entry (commands without a pool have none to warm)."""
+        if "pool" in self.__dict__:
+            self.pool.bank_changed(name, wait)
 
     def _wake_dispatcher(self) -> None:
         """A dispatcher in this process looks at the jobs at once; without one (the CLI) another process's

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from fimg_service.errors import Conflict, InvalidInput, NotFound, problem
 from fimg_service.storage import Unit
-from fimg_service.storage.records import BankInfo, StoredRecord
+from fimg_service.storage.records import BankInfo, BankVersion, StoredRecord
 from fimg_service.usecases.base import CURATORS, HASHERS, Principal, audit, require
-from fimg_service.usecases.cases import CaseTeam, visible
+from fimg_service.usecases.cases import CaseTeam, in_case, visible
 from fimg_service.usecases.rules import MAX_DESCRIPTION, check_name, check_pdq_threshold, check_text, query_signals
 from imaging import DecodeError
 from imaging.banks import FORMATS as BANK_FORMATS
@@ -29,6 +29,19 @@ def new_record_id() -> str:
 def get_bank(unit: Unit, who: Principal, name: str) -> BankInfo:
     """The bank, if the caller owns it, is on its team or is an admin; else NotFound (see `cases`)."""
     return visible(unit, who, "bank", name)
+
+
+def bank_version(unit: Unit, who: Principal, name: str) -> BankVersion:
+    """The bank's name and revision, without counting its records (for every lookup), if the caller may see it
+    (the rule of `cases.visible`); else NotFound."""
+    bank = unit.banks.version(name)
+    if bank is None or not (who.is_admin or in_case(who, bank, unit.banks.members)):
+        raise no_bank(name)
+    return bank
+
+
+def no_bank(name: str) -> NotFound:
+    return NotFound(f"no bank named {name!r}")
 
 
 def _stored(record: BankRecord) -> StoredRecord:
@@ -68,6 +81,9 @@ class ImportReport:
 class Banks(CaseTeam):
     kind = "bank"
     member_roles = HASHERS  # a service key on the team may look up and match against the bank
+    def __init__(self, storage, changed: Callable[[str, bool], None] = lambda _name, _wait: None):
+        super().__init__(storage)
+        self.changed = changed  # after a bank's records change: (name, wait until its lookup cache is rebuilt)
 
     def create(self, who: Principal, name: str, description: str | None = None,
                threshold: int | None = None) -> BankInfo:
@@ -118,6 +134,7 @@ class Banks(CaseTeam):
                 if tombstones else 0
             audit(unit, who, "import", "bank", name, {"imported": imported, "rejected": len(rejected) + len(duplicates),
                                                       "disabled": disabled, "format": file_format})
+        self.changed(name, True)
         return ImportReport(imported, sorted(rejected + duplicates, key=lambda row: row["line"]), disabled,
                             dict(unsupported))
 
@@ -147,6 +164,7 @@ class Banks(CaseTeam):
             imported, duplicates = self._add(unit, get_bank(unit, who, name), records, range(1, len(records) + 1))
             audit(unit, who, "import", "bank", name, {"imported": imported, "from": "images",
                                                       "rejected": len(rejected) + len(duplicates)})
+        self.changed(name, True)
         for row in duplicates:
             row["name"] = names[row.pop("line") - 1]
         return imported, rejected + duplicates
@@ -194,7 +212,9 @@ class Banks(CaseTeam):
             if rejected:
                 raise Conflict(rejected[0]["message"], code="duplicate_record")
             audit(unit, who, "import", "bank", name, {**detail, "imported": imported, "record_id": record.record_id})
-            return unit.banks.record(bank.id, record_id=record.record_id)
+            stored = unit.banks.record(bank.id, record_id=record.record_id)
+        self.changed(name, False)
+        return stored
 
     def record(self, who: Principal, name: str, content_id: int) -> StoredRecord:
         """A record by its store id (audited: a bank's hashes are the clearinghouse's to guard)."""
@@ -220,7 +240,9 @@ class Banks(CaseTeam):
             unit.banks.set_state(bank.id, [record.record_id], enabled, disabled_until)
             audit(unit, who, "update", "bank_record", f"{name}/{record.record_id}",
                   {"enabled": enabled, "disabled_until": disabled_until})
-            return unit.banks.record(bank.id, content_id=content_id)
+            stored = unit.banks.record(bank.id, content_id=content_id)
+        self.changed(name, False)
+        return stored
 
     @staticmethod
     def _add(unit: Unit, bank: BankInfo, records: Sequence[BankRecord], lines: Iterable[int]) -> tuple[int, list]:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fimg_service.errors import Forbidden, InvalidInput, TooLarge
-from fimg_service.usecases.banks import get_bank
+from fimg_service.usecases.banks import bank_version
 from fimg_service.usecases.base import HASHERS, Principal, UseCases, audit, require
 from fimg_service.usecases.rules import check_pdq_threshold, query_signals
 from imaging import DecodeError
@@ -51,7 +51,7 @@ class Hashing(UseCases):
         with self.storage.read() as unit:
             names = unit.banks.names(who.key_id, all_cases=who.is_admin) if banks is None else banks
             for name in names:
-                get_bank(unit, who, name)
+                bank_version(unit, who, name)
         matches = self.pool().lookup(signals, names, threshold) if names else []
         with self.storage.unit() as unit:
             audit(unit, who, "lookup", "banks", ",".join(names)[:200] or "-",

@@ -1,0 +1,127 @@
+"""One job cannot hold the others: a large bank is prepared beside the dispatch loop and the pool's run threads,
+lookups stay warm per bank revision, and a job that is over gives its context's memory back.
+
+Sized for a busy two-core machine (tens of seconds); `python -m bench.dispatch --records 1000000` measures the
+same at a million records.
+"""
+from __future__ import annotations
+
+import secrets
+import statistics
+import time
+
+import ray
+
+from conftest import make_settings
+from fimg_service.usecases import LOCAL_ADMIN
+
+
+def bank_csv(records: int, planted: str | None = None) -> bytes:
+    rows = [f"r{i},{secrets.token_hex(32)}\n" for i in range(records)]
+    if planted:
+        rows[-1] = f"planted,{planted}\n"
+    return ("record_id,pdq\n" + "".join(rows)).encode()
+
+
+def make_bank(service, name: str, records: int, planted: str | None = None) -> None:
+    """A bank of the analyst's case, with the service key on its team (the tests' jobs and lookups use it)."""
+    app = service.app
+    analyst = app.keys.authenticate(service.keys["analyst"])
+    app.banks.create(analyst, name)
+    app.banks.add_member(analyst, name, "test-service")
+    report = app.banks.import_file(analyst, name, bank_csv(records, planted), "csv")
+    assert report.imported == records and not report.rejected
+
+
+def hash_job(service, bank: str, items: int = 1) -> str:
+    body = {"type": "match_batch", "params": {"banks": [bank]},
+            "hashes": [{"name": f"h{i}", "md5": f"{i:032x}"} for i in range(items)]}
+    response = service.client.post("/v1/jobs", json=body, headers=service.auth("analyst"))
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+def status(service, job_id: str) -> str:
+    return service.client.get(f"/v1/jobs/{job_id}", headers=service.auth("analyst")).json()["status"]
+
+
+def seconds_to_finish(service, job_id: str, started: float) -> float:
+    assert service.wait(job_id, timeout=120)["status"] == "succeeded"
+    return time.monotonic() - started
+
+
+def worker_context_keys(service) -> set[str]:
+    workers = service.app.pool.dispatcher.workers
+    return {key for keys in ray.get([w.context_keys.remote() for w in workers]) for key in keys}
+
+
+def test_a_large_bank_being_prepared_does_not_hold_a_one_item_job(service):
+    make_bank(service, "small", 10)
+    make_bank(service, "large", 50_000)
+    started = time.monotonic()
+    alone = seconds_to_finish(service, hash_job(service, "small"), started)
+
+    large_job = hash_job(service, "large")
+    started = time.monotonic()
+    beside_the_large_one = seconds_to_finish(service, hash_job(service, "small"), started)
+    assert status(service, large_job) == "running", "the large bank was still being prepared"
+    assert beside_the_large_one <= alone + 1.0, (alone, beside_the_large_one)
+    assert service.wait(large_job, timeout=300)["status"] == "succeeded"
+
+
+def test_lookups_are_warm_after_an_import_and_across_banks(service):
+    planted = secrets.token_hex(32)
+    make_bank(service, "hundred-k", 100_000, planted=planted)
+    make_bank(service, "other", 1000, planted=planted)
+
+    def lookup(bank: str) -> float:
+        started = time.monotonic()
+        response = service.client.get(f"/v1/lookup?pdq={planted}&banks={bank}", headers=service.auth("service"))
+        elapsed = time.monotonic() - started
+        assert response.status_code == 200, response.text
+        assert [m["record_id"] for m in response.json()["matches"]] == ["planted"]
+        return elapsed
+
+    timings = [lookup(bank) for bank in ("hundred-k", "other") * 5]
+    # Built, a lookup costs milliseconds; cold, the 100k bank took seconds to read and build. The median holds
+    # the 100 ms bound; one slow answer is the shared machine's scheduling, not a rebuild.
+    assert statistics.median(timings) < 0.1 and max(timings) < 0.5, timings
+
+
+def test_the_lookup_cache_keeps_banks_within_its_record_budget(ray_session, tmp_path):
+    from fimg_service.usecases import Application
+
+    app = Application(make_settings(f"sqlite:///{tmp_path / 'fimg.db'}", tmp_path / "data",
+                                    lookup_cache_records=150)).start()
+    try:
+        for name in ("a", "b", "c"):
+            app.banks.create(LOCAL_ADMIN, name)
+            app.banks.import_file(LOCAL_ADMIN, name, bank_csv(60), "csv")
+        cache = app.pool.lookups.cache
+        assert [key.split(".")[0] for key in ray.get(cache.cached.remote())] == ["match:b", "match:c"]
+        app.banks.import_file(LOCAL_ADMIN, "c", bank_csv(1).replace(b"r0,", b"again,"), "csv")
+        assert [key.split(".")[0] for key in ray.get(cache.cached.remote())] == ["match:b", "match:c"], \
+            "the bank's older revision was dropped when the new one was built"
+    finally:
+        app.close()
+
+
+def test_a_job_that_is_over_gives_its_context_back(service):
+    make_bank(service, "bank", 2000)
+    dispatcher = service.app.pool.dispatcher
+    job_id = hash_job(service, "bank", items=3000)
+    deadline = time.monotonic() + 60
+    while not any(c.ready_on for c in dispatcher.contexts.values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert worker_context_keys(service), "the workers built the bank"
+    cancelled = service.client.post(f"/v1/jobs/{job_id}/cancel", headers=service.auth("analyst"))
+    assert cancelled.status_code == 200, cancelled.text
+    deadline = time.monotonic() + 20
+    while (dispatcher.contexts or worker_context_keys(service)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not dispatcher.contexts and not worker_context_keys(service)
+
+    finished = hash_job(service, "bank")
+    assert service.wait(finished)["status"] == "succeeded"
+    time.sleep(0.5)
+    assert not dispatcher.contexts and not worker_context_keys(service)
