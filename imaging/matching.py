@@ -38,9 +38,9 @@ from imaging.decode import decode
 from imaging.digests import digests
 from imaging.hashes import Hash256, PdqHash
 from imaging.index import HammingIndex
-from imaging.pdq import PDQ_MIN_QUALITY, PDQ_THRESHOLD, pdq
-from imaging.regions import REGION_KIND, REGION_THRESHOLD, RegionHash, region_match
-from imaging.robust import bank_variants
+from imaging.pdq import PDQ_MIN_QUALITY, PDQ_THRESHOLD, pdq, pdq_dihedral
+from imaging.regions import QUERY_REGIONS, REGION_KIND, REGION_THRESHOLD, RegionHash, region_hashes, region_match
+from imaging.robust import bank_variants, query_variants
 from imaging.signals import EXACT_KINDS, kind_order
 
 # Set on bench/robustness.py (docs/robustness.md): variants at 20 keep all but 0.4% of their recall at 31.
@@ -244,6 +244,18 @@ def report_status(query: QueryHashes, matches: Sequence[Match]) -> str:
     if query.pdq is not None and not query.pdq_usable:
         return "low_quality"
     return "no_match"
+
+
+def image_query(rgb: np.ndarray, *, md5: str | None = None, sha1: str | None = None, sha256: str | None = None,
+                flips: bool = True) -> QueryHashes:
+    """The query for an image: its PDQ hash (with its seven flips and turns unless `flips` is off, for records
+    that hold none), the probes of `imaging.robust.query_variants` and the QUERY_REGIONS region hashes of the
+    picture it names (upright or trimmed if the query was turned on a canvas or bordered)."""
+    dihedral, quality = pdq_dihedral(rgb)
+    variants, picture = query_variants(rgb)
+    return QueryHashes(md5=md5, sha1=sha1, sha256=sha256, pdq=dihedral[0], quality=quality,
+                       dihedral=tuple(dihedral) if flips else (), variants=tuple(variants),
+                       regions=tuple(region_hashes(picture, QUERY_REGIONS)))
 
 
 def hashes_for_bank(data: bytes, *, robust: bool = False) -> dict[str, Any]:

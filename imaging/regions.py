@@ -100,8 +100,10 @@ def _blob_squares(grey: np.ndarray) -> Iterator[tuple[float, float, float]]:
         yield x, y, half
 
 
-def region_hashes(rgb: np.ndarray, limit: int = BANK_REGIONS) -> list[RegionHash]:
-    """Hashes of the picture's `limit` strongest region squares that are not flat, strongest first."""
+def region_hashes(rgb: np.ndarray, limit: int = BANK_REGIONS, *, mirrored: bool = False) -> list[RegionHash]:
+    """Hashes of the picture's `limit` strongest region squares that are not flat, strongest first; with
+    `mirrored` each square's mirror image follows it (the square a mirrored copy of the picture yields: the
+    blob detector finds the same blobs, mirrored, in a mirror image)."""
     if min(rgb.shape[:2]) < MIN_SIDE:
         return []
     grey = _shrink(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY), HASH_SIDE)
@@ -117,6 +119,8 @@ def region_hashes(rgb: np.ndarray, limit: int = BANK_REGIONS) -> list[RegionHash
         block = cv2.resize(patch.astype(np.float32), (64, 64), interpolation=cv2.INTER_AREA)
         if _quality(block) >= PDQ_MIN_QUALITY:
             hashes.append(RegionHash(int(_to_hash(dct @ block @ dct.T))))
-            if len(hashes) == limit:
+            if mirrored:
+                hashes.append(RegionHash(int(_to_hash(dct @ block[:, ::-1] @ dct.T))))
+            if len(hashes) == limit * (1 + mirrored):
                 break
     return hashes

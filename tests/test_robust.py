@@ -12,10 +12,10 @@ from PIL import Image, ImageDraw, ImageFont
 from imaging.decode import decode
 from imaging.hashes import PdqHash
 from imaging.matching import (VARIANT_THRESHOLD, BankEntry, BankMatcher, QueryHashes, bank_entry, hashes_for_bank,
-                              report_status)
-from imaging.pdq import pdq, pdq_dihedral
-from imaging.regions import BANK_REGIONS, QUERY_REGIONS, REGION_THRESHOLD, RegionHash, region_hashes, region_match
-from imaging.robust import bank_variants, fill_corners, query_variants, trim_borders, uncaptioned
+                              image_query, report_status)
+from imaging.pdq import pdq
+from imaging.regions import BANK_REGIONS, REGION_THRESHOLD, RegionHash, region_hashes, region_match
+from imaging.robust import bank_variants, fill_corners, trim_borders, uncaptioned, untilted
 
 BANKED = {"bridge": "pdq/bridge-mods/aaa-orig.jpg", "obama": "faces/obama-1.jpg",
           "coaster": "pdq/reg-test/pen-and-coaster.png", "q0746": "pdq/reg-test/labelme-subset/q0746.jpg"}
@@ -29,9 +29,7 @@ def pixels(fixtures_dir, relative: str) -> np.ndarray:
 
 def query_for(rgb: np.ndarray) -> QueryHashes:
     """What `workers.match_batch.run_item` builds for an uploaded image."""
-    dihedral, quality = pdq_dihedral(rgb)
-    return QueryHashes(pdq=dihedral[0], quality=quality, dihedral=tuple(dihedral), variants=tuple(query_variants(rgb)),
-                       regions=tuple(region_hashes(rgb, QUERY_REGIONS)))
+    return image_query(rgb)
 
 
 def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
