@@ -10,11 +10,15 @@ extra hashes put the framing back:
   `pdq_rotated` turns of +-1.5, +-3 and +-4.5 degrees on the same canvas, corners black; `pdq_crop` the centre
   crop to 90% of each side and the centred square, in both hands; `pdq_band` the middle 70% of the rows;
   `pdq_trimmed` the picture inside its border, in both hands, when the enrolled image itself has one; and
-  `pdq_region` the hashes of its salient squares (`imaging.regions`), for crops off the stored ones and overlays;
-- the query normalises (`query_variants`): `trim_borders` cuts letterbox bars, padding and the page around a
-  screenshot (`pdq_trimmed`); `fill_corners` paints the canvas corners of a picture turned on a non-black
+  `pdq_region` the hashes of its salient squares, each in both hands (`imaging.regions`), for crops off the
+  stored ones, mirrored or not, and overlays;
+- the query normalises (`query_variants`): `untilted` turns a picture turned on an expanded canvas (black or
+  any uniform colour in its corners, as phone editors and image libraries turn by default) back upright and
+  cuts it out (`pdq_rotated`); `trim_borders` cuts letterbox bars, padding and the page around a screenshot
+  (`pdq_trimmed`); `fill_corners` paints the canvas corners of a picture turned inside its own non-black
   canvas black, as the bank's turned variants have them (`pdq_rotated`); `uncaptioned` cuts meme captions
-  above and below the middle band (`pdq_band`).
+  above and below the middle band (`pdq_band`). The query's regions are taken from the upright or trimmed
+  picture when there is one, so that a crop turned on a canvas or shown on a page is found by its squares.
 
 Flips and turns live on the bank side, so a plain photo is looked up with its own hash alone and each probe
 covers all of a record's rows: lookup time grows with probes much more than with rows (HammingIndex is
