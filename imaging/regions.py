@@ -6,8 +6,10 @@ the blob's own scale is found again wherever the picture is cut, scaled or overl
 itself survives. So a bank stores the hashes of a picture's strongest regions, a query is hashed the same way,
 and a record matches when at least two of its regions are found in the query (`region_match`): one region
 alone can be a common texture, two at once are the same picture. A query looks up fewer regions than a record
-stores (QUERY_REGIONS, BANK_REGIONS): probes cost lookup time, stored rows much less. A record stores every
-square in both hands (`mirrored`), so a mirrored and cropped copy finds it too.
+stores (QUERY_REGIONS, BANK_REGIONS): probes cost lookup time, stored rows much less. A record also stores the
+regions of its mirror image (`imaging.robust.bank_variants`), so a mirrored and cropped copy finds it too: they
+are found afresh in the mirror image, since mirroring each stored square leaves it 10-30 bits from the square
+a mirrored copy yields (the resampling and the blob positions are not symmetric to the pixel).
 
 Regions: SIFT blob keypoints (difference of Gaussians, OpenCV) on a grey copy at most DETECT_SIDE pixels on
 its longer side; blobs smaller than MIN_BLOB_SIZE of the shorter side are dropped (fine detail moves under
@@ -30,18 +32,18 @@ from imaging.pdq import PDQ_MIN_QUALITY, _dct_matrix, _quality, _to_hash
 
 REGION_KIND = "pdq_region"
 # Set on the extended benchmark (docs/robustness.md): the nearest region of an unrelated picture lies 66 bits
-# away, the same square after a crop mostly within 8-30. Region hashes have 128 set bits, so distances are even;
-# 20 is the widest radius a multi-index lookup covers with one flipped bit per table (about the cost of 14) and
-# lifts the crops' region recall by a third over 14. The expected false matches at scale: bench/false_matches.py.
-REGION_THRESHOLD = 20
+# away, the same square after a crop mostly within 8-30. Region hashes have 128 set bits, so distances are even.
+# 20 would find a third more crops by their regions, but 8 probes at 20 cost 3.9x a plain lookup at 1M records
+# against 2.8x at 14 (the budget is 3x); the expected false matches at scale: bench/false_matches.py.
+REGION_THRESHOLD = 14
 REGIONS_NEEDED = 2
 DETECT_SIDE = 256
 HASH_SIDE = 512  # squares are cut from a grey copy this size (64x64 per square needs no more)
 MIN_SIDE = 32
 MIN_BLOB_SIZE = 0.03
 SQUARE_PER_BLOB = 6.0
-BANK_REGIONS = 12  # squares stored per record, each in both hands (24 rows): fewer pictures offer more
-QUERY_REGIONS = 8  # looked up per query, each a probe: 8 over 5 adds a tenth of the crops' region recall
+BANK_REGIONS = 12  # squares stored per record and per hand (24 rows): fewer pictures offer more
+QUERY_REGIONS = 8  # looked up per query, each a probe: 8 over 5 adds a tenth of the crops' region recall at 14
 
 
 class RegionHash(Hash256):
@@ -103,10 +105,8 @@ def _blob_squares(grey: np.ndarray) -> Iterator[tuple[float, float, float]]:
         yield x, y, half
 
 
-def region_hashes(rgb: np.ndarray, limit: int = BANK_REGIONS, *, mirrored: bool = False) -> list[RegionHash]:
-    """Hashes of the picture's `limit` strongest region squares that are not flat, strongest first; with
-    `mirrored` each square's mirror image follows it (the square a mirrored copy of the picture yields: the
-    blob detector finds the same blobs, mirrored, in a mirror image)."""
+def region_hashes(rgb: np.ndarray, limit: int = BANK_REGIONS) -> list[RegionHash]:
+    """Hashes of the picture's `limit` strongest region squares that are not flat, strongest first."""
     if min(rgb.shape[:2]) < MIN_SIDE:
         return []
     grey = _shrink(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY), HASH_SIDE)
@@ -122,8 +122,6 @@ def region_hashes(rgb: np.ndarray, limit: int = BANK_REGIONS, *, mirrored: bool 
         block = cv2.resize(patch.astype(np.float32), (64, 64), interpolation=cv2.INTER_AREA)
         if _quality(block) >= PDQ_MIN_QUALITY:
             hashes.append(RegionHash(int(_to_hash(dct @ block @ dct.T))))
-            if mirrored:
-                hashes.append(RegionHash(int(_to_hash(dct @ block[:, ::-1] @ dct.T))))
-            if len(hashes) == limit * (1 + mirrored):
+            if len(hashes) == limit:
                 break
     return hashes

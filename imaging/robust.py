@@ -10,8 +10,8 @@ extra hashes put the framing back:
   `pdq_rotated` turns of +-1.5, +-3 and +-4.5 degrees on the same canvas, corners black; `pdq_crop` the centre
   crop to 90% of each side and the centred square, in both hands; `pdq_band` the middle 70% of the rows;
   `pdq_trimmed` the picture inside its border, in both hands, when the enrolled image itself has one; and
-  `pdq_region` the hashes of its salient squares, each in both hands (`imaging.regions`), for crops off the
-  stored ones, mirrored or not, and overlays;
+  `pdq_region` the hashes of its salient squares and of its mirror image's (`imaging.regions`), for crops
+  off the stored ones, mirrored or not, and overlays;
 - the query normalises (`query_variants`): `untilted` turns a picture turned on an expanded canvas (black or
   any uniform colour in its corners, as phone editors and image libraries turn by default) back upright and
   cuts it out (`pdq_rotated`); `trim_borders` cuts letterbox bars, padding and the page around a screenshot
@@ -273,7 +273,8 @@ def bank_variants(rgb: np.ndarray) -> list[tuple[str, PdqHash]]:
     trimmed = trim_borders(rgb)
     if trimmed is not None:
         variants += _both_hands("pdq_trimmed", trimmed)
-    return variants + [(REGION_KIND, region) for region in region_hashes(rgb, mirrored=True)]
+    regions = region_hashes(rgb) + region_hashes(np.ascontiguousarray(rgb[:, ::-1]))
+    return variants + [(REGION_KIND, region) for region in regions]
 
 
 def query_variants(rgb: np.ndarray) -> tuple[list[tuple[str, PdqHash]], np.ndarray]:
