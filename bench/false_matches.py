@@ -1,7 +1,7 @@
 """False matches at bank scale: per probe kind, the expected false matches per million lookups in a bank of 1M records.
 
 27 distinct pictures (bench.robustness) cannot show how often a probe lands near an unrelated record among
-millions, each record holding about fifty stored rows. This measures it on a bank of --rows distinct hashes: the
+millions, each record holding about forty stored rows. This measures it on a bank of --rows distinct hashes: the
 enrolled rows (own hash, stored variants, region hashes) of the fixtures' distinct pictures, padded with the
 PDQ-style hashes of generated pictures (GENERATED: smooth scenes, not noise: a lit gradient, a horizon, a few
 shapes and 1/f texture, so that their hashes share the structure photographs share). The probes: every probe

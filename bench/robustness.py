@@ -1,7 +1,7 @@
 """Recall of image matching under the edits tipline images arrive with, and false matches between distinct images.
 
 Modelled on the benchmarking method of Thorn's `perception` library: distinct images, a family of parametrised
-transforms (FAMILY: 11 classes, a few parameters each, and combinations of two), each transformed image looked
+transforms (FAMILY: 17 classes, a few parameters each, and combinations of two), each transformed image looked
 up against a bank holding every original; recall per transform at the operating threshold, and every match to
 another image's record counted as a false match (every original and every transformed image against every
 other image's record). The closest distance to another image's record, over every probe and stored variant, is
@@ -15,7 +15,8 @@ against the robust lookup (the benchmark's mean probes per query) in an index of
 hashes per record. The last line's ratio is the warm (back-to-back) one; the cold one is printed above it.
 
 Images: the distinct photos among the shared fixtures (DISTINCT), each scaled to at most 1024 pixels.
-Run: python -m bench.robustness [--records N] [--images N] [--workers N]   (about 3 minutes on 2 cores)
+Run: python -m bench.robustness [--records N] [--images N] [--workers N] [--classes C...]
+(about 10 minutes on 2 idle cores; --classes and --images for quick runs)
 """
 from __future__ import annotations
 
