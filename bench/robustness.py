@@ -1,7 +1,7 @@
 """Recall of image matching under the edits tipline images arrive with, and false matches between distinct images.
 
 Modelled on the benchmarking method of Thorn's `perception` library: distinct images, a family of parametrised
-transforms (FAMILY: 11 classes, a few parameters each, and combinations of two), each transformed image looked
+transforms (FAMILY: 17 classes, a few parameters each, and combinations of two), each transformed image looked
 up against a bank holding every original; recall per transform at the operating threshold, and every match to
 another image's record counted as a false match (every original and every transformed image against every
 other image's record). The closest distance to another image's record, over every probe and stored variant, is
@@ -15,7 +15,8 @@ against the robust lookup (the benchmark's mean probes per query) in an index of
 hashes per record. The last line's ratio is the warm (back-to-back) one; the cold one is printed above it.
 
 Images: the distinct photos among the shared fixtures (DISTINCT), each scaled to at most 1024 pixels.
-Run: python -m bench.robustness [--records N] [--images N] [--workers N]   (about 3 minutes on 2 cores)
+Run: python -m bench.robustness [--records N] [--images N] [--workers N] [--classes C...]
+(about 10 minutes on 2 idle cores; --classes and --images for quick runs)
 """
 from __future__ import annotations
 
@@ -35,10 +36,10 @@ import pdqhash
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
 from imaging.index import HammingIndex
-from imaging.matching import VARIANT_THRESHOLD, BankEntry, BankMatcher, QueryHashes
-from imaging.pdq import PDQ_MIN_QUALITY, PDQ_THRESHOLD, pdq, pdq_dihedral
-from imaging.regions import QUERY_REGIONS, REGION_KIND, REGION_THRESHOLD, REGIONS_NEEDED, region_hashes
-from imaging.robust import bank_variants, query_variants
+from imaging.matching import VARIANT_THRESHOLD, BankEntry, BankMatcher, QueryHashes, image_query
+from imaging.pdq import PDQ_MIN_QUALITY, PDQ_THRESHOLD, pdq
+from imaging.regions import REGION_KIND, REGION_THRESHOLD, REGIONS_NEEDED
+from imaging.robust import bank_variants
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 # Distinct pictures only: bridge-mods/* and the dih/ and modes/ copies are edits of aaa-orig; faces/obama-240p is
@@ -185,6 +186,52 @@ def random_rotate(low: float, high: float) -> Transform:
     return apply
 
 
+def turn_canvas(degrees: float, fill: tuple[int, int, int] = (0, 0, 0)) -> Transform:
+    """A turn with the canvas expanded to hold the whole picture, the corners filled (phone editors' and most
+    libraries' default)."""
+    def apply(image, rng):
+        return image.rotate(degrees, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=fill)
+    return apply
+
+
+def random_turn_canvas(low: float, high: float) -> Transform:
+    def apply(image, rng):
+        fill = (BLACK, WHITE)[int(rng.integers(2))]
+        return turn_canvas(float(rng.uniform(low, high) * rng.choice([-1, 1])), fill)(image, rng)
+    return apply
+
+
+def straighten(degrees: float) -> Transform:
+    """A turn cropped to the largest centred rectangle of the picture's own shape that holds no canvas, as a
+    photo editor's straighten tool does."""
+    def apply(image, rng):
+        w, h = image.size
+        angle = math.radians(abs(degrees))
+        scale = 1 / (math.cos(angle) + math.sin(angle) * max(w / h, h / w))
+        cw, ch = round(w * scale), round(h * scale)
+        turned = image.rotate(degrees, resample=Image.Resampling.BICUBIC)
+        return turned.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch))
+    return apply
+
+
+def one_side(low: float, high: float) -> Transform:
+    """A crop of a fraction drawn from [low, high] off one side drawn at random."""
+    def apply(image, rng):
+        sides = [0.0] * 4
+        sides[int(rng.integers(4))] = float(rng.uniform(low, high))
+        return crop(*sides)(image, rng)
+    return apply
+
+
+def shrink_to(side: int) -> Transform:
+    """Scaled down to `side` pixels on the longer side (a thumbnail, a chat preview)."""
+    def apply(image, rng):
+        scale = side / max(image.size)
+        return image.resize((max(8, round(image.width * scale)), max(8, round(image.height * scale))),
+                            Image.Resampling.LANCZOS)
+    return apply
+
+
 def dihedral(op: Image.Transpose) -> Transform:
     return lambda image, rng: image.transpose(op)
 
@@ -317,6 +364,32 @@ FAMILY: dict[str, dict[str, Transform]] = {
               "rot90+pad_black_20%": then(dihedral(Image.Transpose.ROTATE_90), pad(0.2, BLACK)),
               "resize_0.5+jpeg_q30": then(resize(0.5), jpeg(30))},
 }
+FAMILY.update({
+    "turn_canvas": {"turn_canvas_1": turn_canvas(1), "turn_canvas_-2": turn_canvas(-2),
+                    "turn_canvas_3": turn_canvas(3), "turn_canvas_-5": turn_canvas(-5),
+                    "turn_canvas_7": turn_canvas(7), "turn_canvas_-10": turn_canvas(-10),
+                    "turn_canvas_2_white": turn_canvas(2, WHITE), "turn_canvas_-5_white": turn_canvas(-5, WHITE),
+                    "turn_canvas_9_white": turn_canvas(9, WHITE),
+                    "turn_canvas_rand_1-10": random_turn_canvas(1, 10)},
+    "crop_side": {"crop_top_5%": crop(0, 0.05, 0, 0), "crop_bottom_10%": crop(0, 0, 0, 0.1),
+                  "crop_right_15%": crop(0, 0, 0.15, 0), "crop_left_20%": crop(0.2, 0, 0, 0),
+                  "crop_top_20%": crop(0, 0.2, 0, 0), "crop_side_rand_5-20%": one_side(0.05, 0.2)},
+    "crop_asym": {"crop_asym_a": crop(0.02, 0.08, 0.12, 0.0), "crop_asym_b": crop(0.15, 0.05, 0.0, 0.1),
+                  "crop_asym_c": crop(0.0, 0.12, 0.06, 0.03), "crop_asym_rand_0-15%": random_crop(0.0, 0.15)},
+    "crop_mirror": {"mirror+crop_10%": then(MIRROR, crop(0.1, 0.1, 0.1, 0.1)),
+                    "mirror+crop_left_10%": then(MIRROR, crop(0.1, 0, 0, 0)),
+                    "mirror+crop_corner_10%": then(MIRROR, crop(0, 0, 0.1, 0.1)),
+                    "mirror+crop_bottom_15%": then(MIRROR, crop(0, 0, 0, 0.15)),
+                    "mirror+crop_rand_1-8%": then(MIRROR, random_crop(0.01, 0.08))},
+    "crop_turn": {"crop_5%+rotate_3": then(CENTRE_5, rotate(3)), "rotate_-2+crop_5%": then(rotate(-2), CENTRE_5),
+                  "straighten_3": straighten(3), "straighten_-6": straighten(-6),
+                  "crop_left_10%+turn_canvas_4": then(crop(0.1, 0, 0, 0), turn_canvas(4))},
+    "small": {"small_280+crop_5%": then(shrink_to(280), CENTRE_5),
+              "small_250+crop_left_10%": then(shrink_to(250), crop(0.1, 0, 0, 0)),
+              "small_200+crop_rand_1-8%": then(shrink_to(200), random_crop(0.01, 0.08)),
+              "small_280+crop_10%": then(shrink_to(280), crop(0.1, 0.1, 0.1, 0.1)),
+              "small_240+crop_corner_10%": then(shrink_to(240), crop(0, 0, 0.1, 0.1))},
+})
 TRANSFORMS: dict[str, Transform] = {name: t for members in FAMILY.values() for name, t in members.items()}
 CLASSES = {name: cls for cls, members in FAMILY.items() for name in members}
 
@@ -331,9 +404,7 @@ def reference_hash(rgb: np.ndarray) -> tuple[np.ndarray, int]:
 
 def our_query(rgb: np.ndarray) -> QueryHashes:
     """The query the service builds for an uploaded image (as `workers.match_batch.run_item` does)."""
-    dihedral, quality = pdq_dihedral(rgb)
-    return QueryHashes(pdq=dihedral[0], quality=quality, dihedral=tuple(dihedral),
-                       variants=tuple(query_variants(rgb)), regions=tuple(region_hashes(rgb, QUERY_REGIONS)))
+    return image_query(rgb)
 
 
 def our_entry(name: str, rgb: np.ndarray) -> BankEntry:
@@ -353,12 +424,14 @@ class Hashed:
     queries: dict[str, tuple[tuple[np.ndarray, int], QueryHashes]]
 
 
-def hash_image(task: tuple[int, str]) -> Hashed:
-    position, path = task
+def hash_image(task: tuple[int, str, frozenset[str]]) -> Hashed:
+    position, path, selected = task
     image = load(FIXTURES / path)
     rgb = np.asarray(image)
     queries = {}
     for number, (transform_name, transform) in enumerate({"original": lambda im, rng: im, **TRANSFORMS}.items()):
+        if transform_name not in selected:
+            continue
         rng = np.random.default_rng([SEED, position, number])
         edited = np.asarray(transform(image, rng).convert("RGB"))
         queries[transform_name] = (reference_hash(edited), our_query(edited))
@@ -451,10 +524,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=1_000_000, help="bank size for the lookup-cost figure")
     parser.add_argument("--images", type=int, default=None, help="use only the first N images (quick runs)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--classes", nargs="*", choices=sorted(FAMILY), help="only these classes (quick runs)")
     args = parser.parse_args(argv)
 
     started = time.time()
-    tasks = list(enumerate(DISTINCT[: args.images]))
+    family = {cls: members for cls, members in FAMILY.items() if not args.classes or cls in args.classes}
+    transforms = [name for members in family.values() for name in members]
+    selected = frozenset(["original", *transforms])
+    tasks = [(position, path, selected) for position, path in enumerate(DISTINCT[: args.images])]
     with ProcessPoolExecutor(args.workers) as pool:
         hashed = list(pool.map(hash_image, tasks))
     hashing_s = time.time() - started
@@ -473,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     region_rows = {h.name: np.frombuffer(b"".join(r.to_bytes() for r in h.entry.regions), np.uint8).reshape(-1, 32)
                    for h in hashed}
 
-    recall: dict[str, tuple[list[bool], list[bool]]] = {name: ([], []) for name in ["original", *TRANSFORMS]}
+    recall: dict[str, tuple[list[bool], list[bool]]] = {name: ([], []) for name in ["original", *transforms]}
     false_reference, false_ours, shared_content, kinds = [], [], set(), Counter()
     closest_reference, closest_ours, most_regions_elsewhere, probes, region_probes = 256, 256, 0, [], []
     for h in hashed:
@@ -510,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
                                                      min(near.any(axis=1).sum(), near.any(axis=0).sum()))
     shape.probes_per_query, shape.regions_per_query = float(np.mean(probes)), float(np.mean(region_probes))
 
-    print(f"{len(hashed)} distinct images x {len(TRANSFORMS)} transforms ({len(FAMILY)} classes); "
+    print(f"{len(hashed)} distinct images x {len(transforms)} transforms ({len(family)} classes); "
           f"threshold {PDQ_THRESHOLD} (stored variants {VARIANT_THRESHOLD}, regions {REGION_THRESHOLD} with "
           f"{REGIONS_NEEDED} needed), quality >= {PDQ_MIN_QUALITY}")
     print(f"{'class':11s} {'transform':26s} {'reference':>9s} {'ours':>6s}")
@@ -518,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{CLASSES.get(transform_name, '-'):11s} {transform_name:26s} {np.mean(ref_hits):9.2f} "
               f"{np.mean(our_hits):6.2f}")
     print("per class (mean over its transforms):")
-    for cls, members in FAMILY.items():
+    for cls, members in family.items():
         print(f"  {cls:11s} reference {np.mean([np.mean(recall[t][0]) for t in members]):.2f}  "
               f"ours {np.mean([np.mean(recall[t][1]) for t in members]):.2f}")
     for label, false in (("reference", false_reference), ("ours", false_ours)):
@@ -541,8 +618,8 @@ def main(argv: list[str] | None = None) -> int:
               f"ratio {cost[f'ratio_{mode}']:.2f} (median over {LOOKUP_BLOCKS} alternating blocks)")
     print(f"index memory per record: plain {cost['plain_bytes'] / args.records:.0f} B, "
           f"robust {cost['robust_bytes'] / args.records:.0f} B")
-    recall_ref = float(np.mean([np.mean(recall[t][0]) for t in TRANSFORMS]))
-    recall_ours = float(np.mean([np.mean(recall[t][1]) for t in TRANSFORMS]))
+    recall_ref = float(np.mean([np.mean(recall[t][0]) for t in transforms]))
+    recall_ours = float(np.mean([np.mean(recall[t][1]) for t in transforms]))
     hashes_per_record = 1 + shape.variants_per_record + shape.regions_per_record
     print(f"recall_ours={recall_ours:.3f} recall_reference={recall_ref:.3f} false_matches_ours={len(false_ours)} "
           f"false_matches_reference={len(false_reference)} bank_hashes_per_record={hashes_per_record:.2f} "

@@ -10,6 +10,8 @@ hashes. Exact digests match whatever the image quality; PDQ matches need quality
   other than regions) at distance <= min(threshold, VARIANT_THRESHOLD): each record offers 18 of
   them, so a tighter radius offsets 18 chances of a near-collision with an unrelated record instead of one, and
   it makes that lookup several times cheaper (docs/robustness.md);
+- the query's seven flips and right-angle turns (`QueryHashes.dihedral`) against the own hashes of records
+  enrolled without variants (imported from a hash list: they hold no flips of their own), at the threshold;
 - the query's region hashes (`QueryHashes.regions`) against the record's (`BankEntry.regions`) by the rule of
   `imaging.regions.region_match`: two different query regions within REGION_THRESHOLD of two different stored
   ones, since one square can be a common texture and two are the picture.
@@ -17,7 +19,10 @@ hashes. Exact digests match whatever the image quality; PDQ matches need quality
 A match names the rule: `pdq` only for the query's own hash on the record's own hash; a variant's kind when one
 side used one (`pdq_trimmed`: the query's border was cut, `pdq_crop`: a stored crop matched); both joined when
 both did (`pdq_trimmed+dihedral`: a bordered mirror image); `pdq_region` for regions. Where several rules match
-one record the plainest is reported (`imaging.signals.kind_order`), with its own distance.
+one record the plainest is reported (`imaging.signals.kind_order`), with its own distance: the smallest
+(kind order, distance) over every probe and row of that record. Which rules a record is searched under follows
+from the record alone, so its report is the same whatever else the bank holds and in whatever order
+(tests/test_determinism.py).
 """
 from __future__ import annotations
 
@@ -33,9 +38,9 @@ from imaging.decode import decode
 from imaging.digests import digests
 from imaging.hashes import Hash256, PdqHash
 from imaging.index import HammingIndex
-from imaging.pdq import PDQ_MIN_QUALITY, PDQ_THRESHOLD, pdq
-from imaging.regions import REGION_KIND, REGION_THRESHOLD, RegionHash, region_match
-from imaging.robust import bank_variants
+from imaging.pdq import PDQ_MIN_QUALITY, PDQ_THRESHOLD, pdq, pdq_dihedral
+from imaging.regions import QUERY_REGIONS, REGION_KIND, REGION_THRESHOLD, RegionHash, region_hashes, region_match
+from imaging.robust import bank_variants, query_variants
 from imaging.signals import EXACT_KINDS, kind_order
 
 # Set on bench/robustness.py (docs/robustness.md): variants at 20 keep all but 0.4% of their recall at 31.
@@ -66,6 +71,11 @@ class BankEntry:
     enabled: bool = True
     disabled_until: int | None = None  # unix seconds: the record matches again from then on
     content_id: int | None = None  # the store's id of the record (HMA's bank_content_id)
+
+    @property
+    def holds_flips(self) -> bool:
+        """Enrolled with its variants (its flips and turns among them), not a bare hash from a hash list."""
+        return bool(self.variant_hashes or self.regions)
 
     def active(self, now: float) -> bool:
         return self.enabled and (self.disabled_until is None or now >= self.disabled_until)
@@ -114,7 +124,7 @@ class BankMatcher:
         self.threshold = PDQ_THRESHOLD if threshold is None else threshold
         self.entries = list(entries)
         self._exact: dict[str, dict[str, list[int]]] = {kind: defaultdict(list) for kind in EXACT_KINDS}
-        rows: dict[str, list[tuple[int, str, bytes]]] = {"own": [], "variant": [], "region": []}
+        rows: dict[str, list[tuple[int, str, bytes]]] = {"own": [], "unflipped": [], "variant": [], "region": []}
         for i, entry in enumerate(self.entries):
             for kind in EXACT_KINDS:
                 value = getattr(entry, kind)
@@ -122,26 +132,27 @@ class BankMatcher:
                     self._exact[kind][value.lower()].append(i)
             if entry.pdq:
                 rows["own"].append((i, "pdq", bytes.fromhex(entry.pdq)))
+                if not entry.holds_flips:
+                    rows["unflipped"].append((i, "pdq", bytes.fromhex(entry.pdq)))
             rows["variant"] += [(i, kind, variant.to_bytes()) for kind, variant in entry.variant_hashes]
             rows["region"] += [(i, REGION_KIND, region.to_bytes()) for region in entry.regions]
-        self._legacy_rows = any(entry.pdq and not (entry.variant_hashes or entry.regions) for entry in self.entries)
         self._indexes = {name: _RowIndex(found) for name, found in rows.items()}
 
     def __len__(self) -> int:
         return len(self.entries)
 
     def probes(self, query: QueryHashes) -> list[tuple[str, PdqHash]]:
-        """The hashes a query is looked up with in this bank, each with the kind it reports.
+        """The hashes a query is looked up with in every record's own hash and stored variants, each with the
+        kind it reports. Flips and right-angle turns are not among them: records enrolled with variants hold
+        their own (`flip_probes` covers the others)."""
+        return ([("pdq", query.pdq)] if query.pdq_usable else []) + list(query.variants)
 
-        Records enrolled with variant hashes hold their own flips and right-angle turns; a bank with any record
-        that has none (one imported from a hash list) also gets the query's seven dihedral probes.
-        """
-        probes: list[tuple[str, PdqHash]] = []
-        if query.pdq_usable:
-            probes.append(("pdq", query.pdq))
-            if self._legacy_rows:
-                probes += [("pdq_dihedral", h) for h in query.dihedral[1:]]
-        return probes + list(query.variants)
+    def flip_probes(self, query: QueryHashes) -> list[tuple[str, PdqHash]]:
+        """The query's seven flips and right-angle turns, looked up only in the own hashes of records that hold
+        none of theirs (imported from a hash list), and only if the bank has such records."""
+        if not (query.pdq_usable and len(self._indexes["unflipped"])):
+            return []
+        return [("pdq_dihedral", h) for h in query.dihedral[1:]]
 
     def match(self, query: QueryHashes, threshold: int | None = None, now: float | None = None) -> list[Match]:
         """Every active record (enabled, not disabled until later than `now`) the query matches."""
@@ -159,11 +170,14 @@ class BankMatcher:
             if value:
                 for entry_idx in self._exact[kind].get(value.lower(), ()):
                     offer(entry_idx, kind, 0)
-        probes = self.probes(query)
-        for rows, radius in ((self._indexes["own"], threshold),
-                             (self._indexes["variant"], min(threshold, VARIANT_THRESHOLD))):
-            for probe, _, entry_idx, stored_kind, distance in rows.search([h for _, h in probes], radius):
-                offer(entry_idx, match_kind(probes[probe][0], stored_kind), distance)
+        # Which rows a probe meets depends only on the record it belongs to, never on the bank's other records:
+        # a record's report is then the same whatever else the bank holds (tests/test_determinism.py).
+        probes, flips = self.probes(query), self.flip_probes(query)
+        for rows, searched, radius in ((self._indexes["own"], probes, threshold),
+                                       (self._indexes["unflipped"], flips, threshold),
+                                       (self._indexes["variant"], probes, min(threshold, VARIANT_THRESHOLD))):
+            for probe, _, entry_idx, stored_kind, distance in rows.search([h for _, h in searched], radius):
+                offer(entry_idx, match_kind(searched[probe][0], stored_kind), distance)
         for entry_idx, distance in self._region_matches(query.regions):
             offer(entry_idx, REGION_KIND, distance)
         matches = [Match(self.name, entry.record_id, entry.victim_id, kind, distance, entry.provenance,
@@ -230,6 +244,18 @@ def report_status(query: QueryHashes, matches: Sequence[Match]) -> str:
     if query.pdq is not None and not query.pdq_usable:
         return "low_quality"
     return "no_match"
+
+
+def image_query(rgb: np.ndarray, *, md5: str | None = None, sha1: str | None = None, sha256: str | None = None,
+                flips: bool = True) -> QueryHashes:
+    """The query for an image: its PDQ hash (with its seven flips and turns unless `flips` is off, for records
+    that hold none), the probes of `imaging.robust.query_variants` and the QUERY_REGIONS region hashes of the
+    picture it names (upright or trimmed if the query was turned on a canvas or bordered)."""
+    dihedral, quality = pdq_dihedral(rgb)
+    variants, picture = query_variants(rgb)
+    return QueryHashes(md5=md5, sha1=sha1, sha256=sha256, pdq=dihedral[0], quality=quality,
+                       dihedral=tuple(dihedral) if flips else (), variants=tuple(variants),
+                       regions=tuple(region_hashes(picture, QUERY_REGIONS)))
 
 
 def hashes_for_bank(data: bytes, *, robust: bool = False) -> dict[str, Any]:

@@ -6,7 +6,10 @@ the blob's own scale is found again wherever the picture is cut, scaled or overl
 itself survives. So a bank stores the hashes of a picture's strongest regions, a query is hashed the same way,
 and a record matches when at least two of its regions are found in the query (`region_match`): one region
 alone can be a common texture, two at once are the same picture. A query looks up fewer regions than a record
-stores (QUERY_REGIONS, BANK_REGIONS): probes cost lookup time, stored rows much less.
+stores (QUERY_REGIONS, BANK_REGIONS): probes cost lookup time, stored rows much less. A record also stores the
+regions of its mirror image (`imaging.robust.bank_variants`), so a mirrored and cropped copy finds it too: they
+are found afresh in the mirror image, since mirroring each stored square leaves it 10-30 bits from the square
+a mirrored copy yields (the resampling and the blob positions are not symmetric to the pixel).
 
 Regions: SIFT blob keypoints (difference of Gaussians, OpenCV) on a grey copy at most DETECT_SIDE pixels on
 its longer side; blobs smaller than MIN_BLOB_SIZE of the shorter side are dropped (fine detail moves under
@@ -28,8 +31,10 @@ from imaging.hashes import Hash256
 from imaging.pdq import PDQ_MIN_QUALITY, _dct_matrix, _quality, _to_hash
 
 REGION_KIND = "pdq_region"
-# At 14 with two needed, no false match among the benchmark's distinct pictures; region hashes have 128 set bits,
-# so their distances are even: 14 is the step below 16.
+# Set on the extended benchmark (docs/robustness.md): the nearest region of an unrelated picture lies 66 bits
+# away, the same square after a crop mostly within 8-30. Region hashes have 128 set bits, so distances are even.
+# 20 would find a third more crops by their regions, but 8 probes at 20 cost 3.9x a plain lookup at 1M records
+# against 2.8x at 14 (the budget is 3x); the expected false matches at scale: bench/false_matches.py.
 REGION_THRESHOLD = 14
 REGIONS_NEEDED = 2
 DETECT_SIDE = 256
@@ -37,8 +42,8 @@ HASH_SIDE = 512  # squares are cut from a grey copy this size (64x64 per square 
 MIN_SIDE = 32
 MIN_BLOB_SIZE = 0.03
 SQUARE_PER_BLOB = 6.0
-BANK_REGIONS = 8  # stored per record
-QUERY_REGIONS = 5  # looked up per query: each costs a probe; 5 keep all but 0.4% of 8's recall (bench)
+BANK_REGIONS = 12  # squares stored per record and per hand (24 rows): fewer pictures offer more
+QUERY_REGIONS = 8  # looked up per query, each a probe: 8 over 5 adds a tenth of the crops' region recall at 14
 
 
 class RegionHash(Hash256):

@@ -10,11 +10,15 @@ extra hashes put the framing back:
   `pdq_rotated` turns of +-1.5, +-3 and +-4.5 degrees on the same canvas, corners black; `pdq_crop` the centre
   crop to 90% of each side and the centred square, in both hands; `pdq_band` the middle 70% of the rows;
   `pdq_trimmed` the picture inside its border, in both hands, when the enrolled image itself has one; and
-  `pdq_region` the hashes of its salient squares (`imaging.regions`), for crops off the stored ones and overlays;
-- the query normalises (`query_variants`): `trim_borders` cuts letterbox bars, padding and the page around a
-  screenshot (`pdq_trimmed`); `fill_corners` paints the canvas corners of a picture turned on a non-black
+  `pdq_region` the hashes of its salient squares and of its mirror image's (`imaging.regions`), for crops
+  off the stored ones, mirrored or not, and overlays;
+- the query normalises (`query_variants`): `untilted` turns a picture turned on an expanded canvas (black or
+  any uniform colour in its corners, as phone editors and image libraries turn by default) back upright and
+  cuts it out (`pdq_rotated`); `trim_borders` cuts letterbox bars, padding and the page around a screenshot
+  (`pdq_trimmed`); `fill_corners` paints the canvas corners of a picture turned inside its own non-black
   canvas black, as the bank's turned variants have them (`pdq_rotated`); `uncaptioned` cuts meme captions
-  above and below the middle band (`pdq_band`).
+  above and below the middle band (`pdq_band`). The query's regions are taken from the upright or trimmed
+  picture when there is one, so that a crop turned on a canvas or shown on a page is found by its squares.
 
 Flips and turns live on the bank side, so a plain photo is looked up with its own hash alone and each probe
 covers all of a record's rows: lookup time grows with probes much more than with rows (HammingIndex is
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
@@ -59,6 +64,10 @@ MIN_CONTENT_FRACTION = 0.04
 MIN_CONTENT_SIDE = 32
 MAX_CORNER_FRACTION = 0.12  # of the area in canvas corners: more is a picture with a plain background
 CORNER_BLEND = 2  # pixels along a turned edge that blend picture and canvas
+MIN_TILT, MAX_TILT = 0.5, 20.0  # degrees of an expanded canvas's turn that `untilted` undoes
+TILT_SNAP = 3  # pixels
+TILT_AGREEMENT = 0.75  # the least part of each side the picture found must span of the side the canvas implies
+
 
 
 def trim_borders(rgb: np.ndarray) -> np.ndarray | None:
@@ -119,6 +128,48 @@ def fill_corners(rgb: np.ndarray) -> np.ndarray | None:
     filled = rgb.copy()
     filled[np.asarray(mask) > 0] = 0
     return filled
+
+
+def untilted(rgb: np.ndarray) -> np.ndarray | None:
+    """The picture inside a canvas expanded to hold it turned by a few degrees (as phone editors and most
+    image libraries turn pictures), turned back upright and cut out of the canvas; None if it is not one.
+
+    The canvas is the uniform colour connected to the four corners; the picture is the rest, and its
+    minimum-area rectangle gives the angle. It counts as an expanded turn only if that rectangle is turned
+    MIN_TILT..MAX_TILT degrees and spans the picture a canvas of that size and angle implies (a turn inside
+    the original canvas cuts the picture's corners off instead: `fill_corners`)."""
+    corners = rgb[[0, 0, -1, -1], [0, -1, 0, -1]].astype(np.int16)
+    colour = np.median(corners, axis=0)
+    if np.abs(corners - colour).max() > BORDER_TOLERANCE or min(rgb.shape[:2]) < MIN_CONTENT_SIDE:
+        return None
+    image = _working_copy(rgb)
+    height, width = image.shape[:2]
+    _, labels = cv2.connectedComponents(_near(image, colour).astype(np.uint8), connectivity=4)
+    picture = ~np.isin(labels, labels[[0, 0, -1, -1], [0, -1, 0, -1]])
+    contours, _ = cv2.findContours(picture.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    (cx, cy), (found_w, found_h), angle = cv2.minAreaRect(max(contours, key=cv2.contourArea))
+    if angle > 45:  # OpenCV reports (0, 90]: as a turn of -45..45 degrees, the sides swap
+        angle, found_w, found_h = angle - 90, found_h, found_w
+    if not MIN_TILT <= abs(angle) <= MAX_TILT:
+        return None
+    # The picture's size follows from the canvas's and the angle; the rectangle found is smaller where the
+    # picture's edge has the canvas colour (a dark suit on black), so it only has to agree.
+    cos, sin = math.cos(math.radians(abs(angle))), math.sin(math.radians(abs(angle)))
+    w, h = (width * cos - height * sin) / (cos * cos - sin * sin), (height * cos - width * sin) / (cos * cos - sin * sin)
+    if min(w, h) < MIN_CONTENT_SIDE or not (TILT_AGREEMENT * w <= found_w <= w + 2
+                                            and TILT_AGREEMENT * h <= found_h <= h + 2):
+        return None
+    if abs(found_w - w) <= TILT_SNAP and abs(found_h - h) <= TILT_SNAP:
+        # All of the picture was found: its own rectangle is exact, the implied one a pixel off by rounding.
+        w, h, centre = found_w, found_h, (cx, cy)
+    else:
+        centre = ((width - 1) / 2, (height - 1) / 2)  # in pixel coordinates: pixel i is centred at i
+    size = (round(w), round(h))
+    turn = cv2.getRotationMatrix2D(centre, angle, 1.0)
+    turn[:, 2] += ((size[0] - 1) / 2 - centre[0], (size[1] - 1) / 2 - centre[1])
+    return cv2.warpAffine(image, turn, size, flags=cv2.INTER_LINEAR)
 
 
 def uncaptioned(rgb: np.ndarray) -> np.ndarray | None:
@@ -222,23 +273,30 @@ def bank_variants(rgb: np.ndarray) -> list[tuple[str, PdqHash]]:
     trimmed = trim_borders(rgb)
     if trimmed is not None:
         variants += _both_hands("pdq_trimmed", trimmed)
-    return variants + [(REGION_KIND, region) for region in region_hashes(rgb)]
+    regions = region_hashes(rgb) + region_hashes(np.ascontiguousarray(rgb[:, ::-1]))
+    return variants + [(REGION_KIND, region) for region in regions]
 
 
-def query_variants(rgb: np.ndarray) -> list[tuple[str, PdqHash]]:
-    """Extra hashes a query is looked up with, beside its plain PDQ hash: the picture without its border or
-    page, a slightly turned picture with its corners repainted as the bank's turned variants have them, and the
-    middle band of a captioned picture (after trimming: a screenshot of a meme). Flips and turns need no probe
-    of their own: the bank holds them."""
+def query_variants(rgb: np.ndarray) -> tuple[list[tuple[str, PdqHash]], np.ndarray]:
+    """Extra hashes a query is looked up with, beside its plain PDQ hash, and the picture its region hashes
+    are taken from. The hashes: the picture without its border or page, a picture turned on an expanded canvas
+    turned back upright (`untilted`), a slightly turned picture with its corners repainted as the bank's turned
+    variants have them, and the middle band of a captioned picture (after trimming: a screenshot of a meme).
+    The picture: the upright or trimmed one if there is one, else the query itself (a page's text and a canvas
+    edge make squares no stored picture has). Flips and turns need no probe of their own: the bank holds them."""
     variants: list[tuple[str, PdqHash]] = []
-    trimmed = trim_borders(rgb)
+    upright = untilted(rgb)
+    if upright is not None:
+        variants += _strong("pdq_rotated", upright)
+    trimmed = trim_borders(rgb) if upright is None else None
     if trimmed is not None:
         variants += _strong("pdq_trimmed", trimmed)
-    filled = fill_corners(rgb)
+    filled = fill_corners(rgb) if upright is None else None
     if filled is not None:
         variants += _strong("pdq_rotated", filled)
-    for picture in (rgb, trimmed):
-        band = None if picture is None else uncaptioned(picture)
+    picture = next((p for p in (upright, trimmed) if p is not None), rgb)
+    for framed in (rgb, trimmed):
+        band = None if framed is None else uncaptioned(framed)
         if band is not None:
-            return variants + _strong("pdq_band", band)
-    return variants
+            return variants + _strong("pdq_band", band), picture
+    return variants, picture

@@ -6,11 +6,10 @@ import io
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from imaging import DecodeError, PdqHash, decode, digests, pdq_dihedral, signals
+from imaging import DecodeError, PdqHash, decode, digests, signals
 from imaging.banks import spreadsheet_safe
-from imaging.matching import BankMatcher, Provenance, QueryHashes, bank_entry, match_banks, report_status
-from imaging.regions import QUERY_REGIONS, region_hashes
-from imaging.robust import query_variants
+from imaging.matching import (BankMatcher, Provenance, QueryHashes, bank_entry, image_query, match_banks,
+                              report_status)
 from fimg_service.errors import SetupFailed
 from fimg_service.roles import HASHERS
 from workers.registry import (ItemOutcome, JobRequest, JobType, References, UploadResolver, invalid_job,
@@ -126,11 +125,7 @@ def run_item(matchers: list[BankMatcher], params: MatchParams, item: dict) -> It
             result = {**base, "pdq": None, "quality": None, "status": "match" if matches else "error",
                       "error": {"code": exc.code, "message": str(exc)}, "matches": [m.to_dict() for m in matches]}
             return ItemOutcome(ok=bool(matches), result=result)
-        hashes, quality = pdq_dihedral(decoded.rgb)
-        query = QueryHashes(**base, pdq=hashes[0], quality=quality,
-                            dihedral=tuple(hashes) if params.dihedral else (),
-                            variants=tuple(query_variants(decoded.rgb)),
-                            regions=tuple(region_hashes(decoded.rgb, QUERY_REGIONS)))
+        query = image_query(decoded.rgb, **base, flips=params.dihedral)
     matches = match_banks(query, matchers, params.threshold)
     result = {"sha256": query.sha256, "md5": query.md5, "sha1": query.sha1,
               "pdq": str(query.pdq) if query.pdq else None, "quality": query.quality,
