@@ -123,5 +123,7 @@ def test_a_job_that_is_over_gives_its_context_back(service):
 
     finished = hash_job(service, "bank")
     assert service.wait(finished)["status"] == "succeeded"
-    time.sleep(0.5)
+    deadline = time.monotonic() + 20  # the actors forget a context asynchronously
+    while (dispatcher.contexts or worker_context_keys(service)) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not dispatcher.contexts and not worker_context_keys(service)

@@ -197,11 +197,14 @@ class _Files(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_hashing_by_url_is_off_unless_hosts_are_allowed(ray_session, tmp_path, fixtures_dir, service):
+def test_hashing_by_url_is_off_unless_hosts_are_allowed(ray_session, tmp_path, fixtures_dir):
+    """Two services one after the other (each pool takes the test session's CPUs): without hosts, then with."""
     from api import create_app
 
-    off = service.client.get("/hma/h/hash?url=http://127.0.0.1/photo.jpg", headers=service.auth("service"))
-    assert off.status_code == 403 and off.json()["code"] == "url_fetch_disabled"
+    with TestClient(create_app(make_settings(f"sqlite:///{tmp_path / 'off.db'}", tmp_path / "off-data"))) as client:
+        headers = {"Authorization": f"Bearer {create_key(client.app.state.application, 'svc', 'service')}"}
+        off = client.get("/hma/h/hash?url=http://127.0.0.1/photo.jpg", headers=headers)
+        assert off.status_code == 403 and off.json()["code"] == "url_fetch_disabled"
 
     _Files.photo = (fixtures_dir / "pdq" / "bridge-mods" / "aaa-orig.jpg").read_bytes()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)

@@ -343,7 +343,7 @@ def test_artist_journey_by_keyboard_alone(browser, live_service, journeys, fixtu
     page.wait_for_url("**/ui/age/new")
     tab_to("#photo")
     with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Space")
+        page.keyboard.press("Enter")  # a focused file input opens its chooser on Enter (or Space)
     chooser.value.set_files(str(fixtures_dir / "faces" / "biden-2.jpg"))
     for selector, text in (("#age", "9"), ("#target_ages", "14")):
         tab_to(selector)
