@@ -325,6 +325,8 @@ def test_pages_have_no_serious_accessibility_violations(browser, live_service, j
 
 
 def test_artist_journey_by_keyboard_alone(browser, live_service, journeys, fixtures_dir):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page = new_page(browser, live_service, journeys)
     page.goto("/ui/sign-in")
     page.keyboard.type(live_service.keys["artist"])  # the key field has focus on arrival
@@ -342,9 +344,17 @@ def test_artist_journey_by_keyboard_alone(browser, live_service, journeys, fixtu
     page.keyboard.press("Enter")
     page.wait_for_url("**/ui/age/new")
     tab_to("#photo")
-    with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Enter")  # a focused file input opens its chooser on Enter (or Space)
-    chooser.value.set_files(str(fixtures_dir / "faces" / "biden-2.jpg"))
+    chooser = None
+    for key in ("Space", "Enter", "Space", "Enter"):  # a focused file input opens its chooser on either key
+        try:
+            with page.expect_file_chooser(timeout=5_000) as opened:
+                page.keyboard.press(key)
+            chooser = opened.value
+            break
+        except PlaywrightTimeout:
+            assert page.evaluate("() => document.activeElement.id") == "photo"
+    assert chooser is not None, "the photo's file chooser opens from the keyboard"
+    chooser.set_files(str(fixtures_dir / "faces" / "biden-2.jpg"))
     for selector, text in (("#age", "9"), ("#target_ages", "14")):
         tab_to(selector)
         page.keyboard.type(text)
