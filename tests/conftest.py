@@ -39,10 +39,10 @@ def database_params() -> list:
         not POSTGRES_URL, reason="FIMG_TEST_DATABASE_URL is not set: PostgreSQL variants skipped"))]
 
 
-@pytest.fixture(params=database_params())
-def database_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'fimg.db'}"
+def fresh_database(kind: str, directory: Path) -> str:
+    """An empty database of `kind`: a SQLite file in `directory`, or the PostgreSQL test database, emptied."""
+    if kind == "sqlite":
+        return f"sqlite:///{directory / 'fimg.db'}"
     import sqlalchemy as sa
 
     from fimg_service.storage.migrate import drop_all
@@ -51,6 +51,11 @@ def database_url(request, tmp_path) -> str:
     drop_all(engine)
     engine.dispose()
     return POSTGRES_URL
+
+
+@pytest.fixture(params=database_params())
+def database_url(request, tmp_path) -> str:
+    return fresh_database(request.param, tmp_path)
 
 
 @dataclass
@@ -146,18 +151,7 @@ def live_service(request, ray_session, tmp_path_factory):
     from api import create_app
 
     data_dir = tmp_path_factory.mktemp("live")
-    if request.param == "sqlite":
-        url = f"sqlite:///{data_dir / 'fimg.db'}"
-    else:
-        import sqlalchemy as sa
-
-        from fimg_service.storage.migrate import drop_all
-
-        engine = sa.create_engine(POSTGRES_URL)
-        drop_all(engine)
-        engine.dispose()
-        url = POSTGRES_URL
-    app = create_app(make_settings(url, data_dir / "data"))
+    app = create_app(make_settings(fresh_database(request.param, data_dir), data_dir / "data"))
     server, thread, base_url = _serve(app)
     application = app.state.application
     keys = {role: create_key(application, f"web-{role}", role) for role in ("admin", "analyst", "artist")}

@@ -18,7 +18,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.python.asgi import ASGIClient
 from schemathesis.specs.openapi.checks import content_type_conformance, status_code_conformance
 
-from conftest import create_key, database_params, make_settings
+from conftest import create_key, database_params, fresh_database, make_settings
 
 EXAMPLES_PER_OPERATION = {"sqlite": 20, "postgresql": 10}  # about 80 s and 45 s for all operations on 2 cores
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance]
@@ -53,19 +53,7 @@ def target(request, ray_session, tmp_path_factory):
     from api import create_app
 
     data_dir = tmp_path_factory.mktemp("fuzz")
-    if request.param == "sqlite":
-        url = f"sqlite:///{data_dir / 'fimg.db'}"
-    else:
-        import sqlalchemy as sa
-
-        from conftest import POSTGRES_URL
-        from fimg_service.storage.migrate import drop_all
-
-        engine = sa.create_engine(POSTGRES_URL)
-        drop_all(engine)
-        engine.dispose()
-        url = POSTGRES_URL
-    app = create_app(make_settings(url, data_dir / "data", rate_limit=""))
+    app = create_app(make_settings(fresh_database(request.param, data_dir), data_dir / "data", rate_limit=""))
     with TestClient(app):  # the lifespan: schema, Ray pool, dispatcher
         target = Target(app, EXAMPLES_PER_OPERATION[request.param])
         analyst = {"Authorization": f"Bearer {create_key(target.application, 'fuzz-analyst', 'analyst')}"}

@@ -8,6 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from agepro.render import format_age  # the age in the artefacts' names
 from fimg_service.http.deps import App
 from fimg_service.http.models import JobOut
 from fimg_service.usecases.jobs import ACTIVE_JOB_STATES, REPORT_SORTS
@@ -58,10 +59,6 @@ def job_page(request: Request, signed_in: Page, app: App, job_id: str,
                       if item.get("provenance") else None)
     template = "job_match.html" if job.type == "match_batch" else "job_faces.html"
     return render(request, template, signed_in, **context)
-
-
-def format_age(age: float) -> str:
-    return f"{age:g}"
 
 
 @router.get("/jobs/{job_id}/progress")
