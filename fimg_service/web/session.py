@@ -45,6 +45,13 @@ class Submission:
         value = (self.values.get(name) or [""])[0].strip()
         return value or default
 
+    def chosen_files(self, name: str, what: str) -> list[tuple[str, bytes]]:
+        """The files of a file input, or InvalidInput naming the input ("choose <what>")."""
+        files = self.files.get(name)
+        if not files:
+            raise InvalidInput(f"choose {what}", code="missing_files", field=name)
+        return files
+
     def all(self, name: str) -> list[str]:
         return [v.strip() for v in self.values.get(name, [])]
 

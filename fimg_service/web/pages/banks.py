@@ -62,9 +62,7 @@ def import_file(request: Request, signed_in: Page, app: App, name: BankName, for
 
 @router.post("/banks/{name}/enrol")
 def enrol_images(request: Request, signed_in: Page, app: App, name: BankName, form: Form):
-    files = form.files.get("files")
-    if not files:
-        raise InvalidInput("choose the images to enrol", code="missing_files", field="files")
+    files = form.chosen_files("files", "the images to enrol")
     count, rejected = app.banks.enrol(signed_in.principal, name, files, victim_id=form.text("victim_id"))
     return _bank_page(request, signed_in, app, name, enrolled=count, enrol_rejected=rejected)
 

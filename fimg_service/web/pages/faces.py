@@ -5,7 +5,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
-from fimg_service.errors import InvalidInput
 from fimg_service.http.deps import App
 from fimg_service.usecases import job_request
 from fimg_service.web.pages.banks import team
@@ -45,9 +44,7 @@ def gallery_page(request: Request, signed_in: Page, app: App, name: GalleryName)
 @router.post("/faces/{name}/enrol")
 def enrol_subject(request: Request, signed_in: Page, app: App, name: GalleryName, form: Form):
     who = signed_in.principal
-    photos = form.files.get("photos")
-    if not photos:
-        raise InvalidInput("choose one or more photos of the subject", code="missing_files", field="photos")
+    photos = form.chosen_files("photos", "one or more photos of the subject")
     uploads, rejected = app.uploads.add(who, photos, expand_archives=False)
     age = form.number("age_at_photo", "the age at the photo")
     enrolled, refused = app.galleries.enrol(who, name, form.text("subject_id", ""), form.text("label"),
@@ -65,9 +62,7 @@ def delete_subject(request: Request, signed_in: Page, app: App, name: GalleryNam
 @router.post("/faces/{name}/search")
 def search_gallery(request: Request, signed_in: Page, app: App, name: GalleryName, form: Form):
     who = signed_in.principal
-    photos = form.files.get("photos")
-    if not photos:
-        raise InvalidInput("choose the photo to search for", code="missing_files", field="photos")
+    photos = form.chosen_files("photos", "the photo to search for")
     uploads, _rejected = app.uploads.add(who, photos)
     params = {"gallery": name, "top_k": int(form.number("top_k", "the number of candidates", 5))}
     job = app.jobs.submit(who, "face_search", job_request([u.id for u in uploads]), params)

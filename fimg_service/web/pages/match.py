@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from fimg_service.errors import InvalidInput
 from fimg_service.http.deps import App
 from fimg_service.usecases import job_request
 from fimg_service.web.render import render
@@ -20,9 +19,7 @@ def new_batch(request: Request, signed_in: Page, app: App):
 @router.post("/match")
 def submit_batch(request: Request, signed_in: Page, app: App, form: Form):
     who = signed_in.principal
-    files = form.files.get("files")
-    if not files:
-        raise InvalidInput("choose the images (or a ZIP of them) to match", code="missing_files", field="files")
+    files = form.chosen_files("files", "the images (or a ZIP of them) to match")
     params = {"banks": form.all("banks")}
     if (threshold := form.number("threshold", "the threshold")) is not None:
         params["threshold"] = int(threshold) if threshold.is_integer() else threshold
