@@ -57,7 +57,7 @@ def worker_context_keys(service) -> set[str]:
 
 def test_a_large_bank_being_prepared_does_not_hold_a_one_item_job(service):
     make_bank(service, "small", 10)
-    make_bank(service, "large", 50_000)
+    make_bank(service, "large", 100_000)
     started = time.monotonic()
     alone = seconds_to_finish(service, hash_job(service, "small"), started)
 
@@ -65,7 +65,7 @@ def test_a_large_bank_being_prepared_does_not_hold_a_one_item_job(service):
     started = time.monotonic()
     beside_the_large_one = seconds_to_finish(service, hash_job(service, "small"), started)
     assert status(service, large_job) == "running", "the large bank was still being prepared"
-    assert beside_the_large_one <= alone + 1.0, (alone, beside_the_large_one)
+    assert beside_the_large_one <= alone + 1.5, (alone, beside_the_large_one)
     assert service.wait(large_job, timeout=300)["status"] == "succeeded"
 
 

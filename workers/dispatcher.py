@@ -68,6 +68,7 @@ class ActiveJob:
 @dataclass
 class Chunk:
     job_id: str
+    context_key: str
     indices: list[int]
     worker: int
     sent_at: float
@@ -315,6 +316,8 @@ class Dispatcher:
             return
         if self.contexts.get(context.key) is context:
             context.ready_on.add(worker)
+        elif context.key not in self.contexts:  # dropped while this actor built it: the forget came first
+            self.workers[worker].forget.remote([context.key])
 
     def _forget_worker_contexts(self, worker: int) -> None:
         for context in self.contexts.values():
@@ -371,7 +374,7 @@ class Dispatcher:
         ref = self.workers[worker].run_chunk.remote(job.type, job.params, job.context.key,
                                                      [job.context.payload.result()], payload)
         indices = [p["idx"] for p in payload]
-        self.in_flight[ref] = Chunk(job.id, indices, worker, time.monotonic())
+        self.in_flight[ref] = Chunk(job.id, job.context.key, indices, worker, time.monotonic())
         self.worker_load[worker] += 1
         job.in_flight.update(indices)
         return True
@@ -395,6 +398,9 @@ class Dispatcher:
         chunk = self.in_flight.pop(ref)
         self.worker_load[chunk.worker] -= 1
         job = self.jobs.get(chunk.job_id)
+        if job is None and chunk.context_key not in self.contexts:
+            # the job was dropped while this chunk ran, which builds the context on an actor that restarted
+            self.workers[chunk.worker].forget.remote([chunk.context_key])
         try:
             output = ray.get(ref)
         except TaskCancelledError:

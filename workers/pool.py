@@ -2,7 +2,7 @@
 
 Each actor keeps the prepared context of the active jobs (a built bank index, a gallery matrix) so a batch of
 thousands of items pays for it once per actor, not once per chunk. Building a context runs in the actor's
-`setup` thread, beside the thread that runs chunks, so a large bank being built never holds another job's items.
+`setup` threads, beside the thread that runs chunks, so a large bank being built never holds another job's items.
 """
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ def start_ray(address: str | None, num_cpus: int | None) -> bool:
     return True
 
 
-@ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=1, concurrency_groups={"setup": 1, "control": 1})
+# Two setup threads: a small context (a ten-record bank) is built beside a large one, never queued behind it.
+@ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=1, concurrency_groups={"setup": 2, "control": 1})
 class Worker:
     """Runs chunks of items of any job type; a crash costs the chunk a retry, the dispatcher decides."""
 
