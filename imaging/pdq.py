@@ -9,8 +9,7 @@ happens in the same order as there, which is what makes the hashes and qualities
   (checked over all 2^24 colours), without float64 temporaries.
 - blur: two X,Y rounds of the reference's 1-D box filter (Jarosz), window ceil(size / 128). Per line the
   reference keeps a float32 running sum, adds the entering sample, subtracts the leaving one and divides
-  by the current window length. Here one numpy step does that for every line at once (the lines are the
-  columns of a transposed copy), so each line sees exactly the reference's additions in its order.
+  by the current window length; the compiled loops here do exactly those operations in that order.
 - decimate: sample points int((i + 0.5) * size / 64); the last X and Y passes run their sums in full but
   divide and keep only the sampled columns, then rows.
 - quality: sum over neighbouring 64x64 samples of |int((u - v) * 100 / 255)|, divided by 90, capped at 100.
@@ -21,10 +20,10 @@ happens in the same order as there, which is what makes the hashes and qualities
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from functools import lru_cache
 
 import numpy as np
+from numba import njit
 
 from imaging.hashes import PdqHash
 
@@ -33,7 +32,6 @@ PDQ_MIN_QUALITY = 50
 
 _SIDE = 64
 _MIN_HASHABLE_DIM = 5
-_BAND = 128  # rows per band when transposing: keeps the working set in cache
 
 
 def pdq(rgb: np.ndarray) -> tuple[PdqHash, int]:
@@ -64,129 +62,133 @@ def _coefficients(rgb: np.ndarray, as_is_at_64: bool) -> tuple[np.ndarray | None
     height, width = rgb.shape[:2]
     if height < _MIN_HASHABLE_DIM or width < _MIN_HASHABLE_DIM:
         return None, 0
-    luma_transposed = _luma_transposed(rgb)
-    if as_is_at_64 and (height, width) == (_SIDE, _SIDE):
-        block = np.ascontiguousarray(luma_transposed.T)
-    else:
-        block = _downsample(luma_transposed)
+    rgb = np.ascontiguousarray(rgb)
+    block = _luma(rgb) if as_is_at_64 and (height, width) == (_SIDE, _SIDE) else _downsample(rgb)
     return _dct_64_to_16(block), _quality(block)
 
 
-def _luma_transposed(rgb: np.ndarray) -> np.ndarray:
-    """Luma as a (W, H) array, ready for the first pass, which runs along image rows."""
-    height, width = rgb.shape[:2]
-    weights = np.array([299, 587, 114], np.float32)
-    luma, scaled = _empty(width, height), _empty(_BAND, width)
-    for start in range(0, height, _BAND):
-        weighted = rgb[start : start + _BAND].astype(np.float32) @ weights  # exact: integers < 2^24
-        band = np.divide(weighted, np.float32(1000), out=scaled[: len(weighted)])
-        luma[:, start : start + len(band)] = band.T
-    return luma
+# The blur is compiled (numba, no fastmath: float32 adds, subtracts and divides exactly as written, in the
+# reference's order, never contracted or reassociated); `nogil` lets an actor's threads hash side by side.
+@njit(cache=True, nogil=True)
+def _luma_line(rgb_row: np.ndarray, out: np.ndarray) -> None:
+    thousand = np.float32(1000.0)
+    for c in range(rgb_row.shape[0]):
+        weighted = 299 * np.int32(rgb_row[c, 0]) + 587 * np.int32(rgb_row[c, 1]) + 114 * np.int32(rgb_row[c, 2])
+        out[c] = np.float32(weighted) / thousand  # exact: integers < 2^24
 
 
-def _empty(rows: int, cols: int) -> np.ndarray:
-    """A float32 (rows, cols) buffer. Row strides of a multiple of 1 KiB are padded: transposing
-    reads down such columns all land in the same few cache sets (3x slower at 1024 wide)."""
-    stride = cols + 16 if cols % 256 == 0 else cols
-    return np.empty((rows, stride), np.float32)[:, :cols]
+@njit(cache=True, nogil=True)
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    out = np.empty(rgb.shape[:2], np.float32)
+    for r in range(rgb.shape[0]):
+        _luma_line(rgb[r], out[r])
+    return out
 
 
+@njit(cache=True, nogil=True)
+def _box_line(line: np.ndarray, out: np.ndarray, window: int) -> None:
+    """The reference's box1DFloat: the window grows to full, slides, then shrinks; each output is the float32
+    running sum divided by the current window length."""
+    half = (window + 2) // 2
+    total = np.float32(0.0)
+    entering = leaving = written = 0
+    for _ in range(half - 1):
+        total += line[entering]
+        entering += 1
+    for _ in range(window - half + 1):
+        total += line[entering]
+        entering += 1
+        out[written] = total / np.float32(entering)
+        written += 1
+    full = np.float32(window)
+    for _ in range(line.shape[0] - window):
+        total += line[entering]
+        total -= line[leaving]
+        entering += 1
+        leaving += 1
+        out[written] = total / full
+        written += 1
+    for remaining in range(window - 1, window - half, -1):
+        total -= line[leaving]
+        leaving += 1
+        out[written] = total / np.float32(remaining)
+        written += 1
+
+
+@njit(cache=True, nogil=True)
+def _box_columns(image: np.ndarray, out: np.ndarray, window: int) -> None:
+    """box1DFloat down every column, all columns stepped together (each sees the same operations in the same
+    order as `_box_line` would, and the inner loop runs along a contiguous row)."""
+    height, width = image.shape
+    half = (window + 2) // 2
+    total = np.zeros(width, np.float32)
+    entering = leaving = written = 0
+    for _ in range(half - 1):
+        for c in range(width):
+            total[c] += image[entering, c]
+        entering += 1
+    for _ in range(window - half + 1):
+        divisor = np.float32(entering + 1)
+        for c in range(width):
+            total[c] += image[entering, c]
+            out[written, c] = total[c] / divisor
+        entering += 1
+        written += 1
+    full = np.float32(window)
+    for _ in range(height - window):
+        for c in range(width):
+            total[c] += image[entering, c]
+            total[c] -= image[leaving, c]
+            out[written, c] = total[c] / full
+        entering += 1
+        leaving += 1
+        written += 1
+    for remaining in range(window - 1, window - half, -1):
+        divisor = np.float32(remaining)
+        for c in range(width):
+            total[c] -= image[leaving, c]
+            out[written, c] = total[c] / divisor
+        leaving += 1
+        written += 1
+
+
+@njit(cache=True, nogil=True)
 def _window(size: int) -> int:
     return (size + 2 * _SIDE - 1) // (2 * _SIDE)
 
 
+@njit(cache=True, nogil=True)
 def _sample_points(size: int) -> np.ndarray:
-    return (((np.arange(_SIDE) + 0.5) * size) / _SIDE).astype(np.intp)
+    points = np.empty(_SIDE, np.intp)
+    for i in range(_SIDE):
+        points[i] = int(((i + 0.5) * size) / _SIDE)
+    return points
 
 
-def _downsample(luma_transposed: np.ndarray) -> np.ndarray:
-    """Blur with X, Y, X, Y box passes and decimate to 64x64.
-
-    Each pass runs down axis 0 of its input and writes its result transposed, which is the layout the
-    next pass (along the other image axis) wants. The first two passes reuse the two full-size
-    buffers; the last two compute only the sampled columns, then the sampled rows.
-    """
-    width, height = luma_transposed.shape
+@njit(cache=True, nogil=True)
+def _downsample(rgb: np.ndarray) -> np.ndarray:
+    """Luma, then X, Y, X, Y box passes (the reference's Jarosz filter, two rounds) and decimation to 64x64.
+    The third pass keeps only the sampled columns of each row, the fourth runs down those 64 columns."""
+    height, width = rgb.shape[0], rgb.shape[1]
     along_rows, along_cols = _window(width), _window(height)
-    upright = _box_filter(luma_transposed, along_rows)
-    columns_first = _box_filter(upright, along_cols, out=luma_transposed)
-    sampled_columns = _box_filter(columns_first, along_rows, keep=_sample_points(width))
-    return _box_filter(sampled_columns, along_cols, keep=_sample_points(height)).T
-
-
-def _box_filter(
-    lines: np.ndarray, window: int, keep: np.ndarray | None = None, out: np.ndarray | None = None
-) -> np.ndarray:
-    """The reference's box1DFloat down axis 0 of `lines`, for all columns at once, returned transposed:
-    result[j, k] is output keep[k] of column j. `out` may be a buffer the input no longer needs."""
-    length, width = lines.shape
-    if keep is None:
-        kept, expand = np.arange(length), None
-    else:
-        kept, expand = np.unique(keep, return_inverse=True)
-    counts = _window_lengths(length, window)[kept]
-    if out is None:
-        out = _empty(width, len(kept))
-    quotients = _empty(_BAND, width)
-    for start, sums in _running_sums(lines, window, kept):
-        stop = start + len(sums)
-        out[:, start:stop] = np.divide(sums, counts[start:stop, None], out=quotients[: len(sums)]).T
-    return out if expand is None else out[:, expand]
-
-
-def _running_sums(lines: np.ndarray, window: int, kept: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-    """The float32 window sums of box1DFloat at output rows `kept` (sorted, unique), yielded in bands
-    of up to _BAND rows as (position in kept, sums); a band is overwritten after the next yield.
-
-    Per column the reference adds the entering sample, then subtracts the leaving one once the window
-    is full; each step here does that for a whole row of columns, in the same order.
-    """
-    length, width = lines.shape
-    half = (window + 2) // 2
-    rows = list(lines)
-    band = _empty(_BAND, width)
-    scratch, grown = np.empty(width, np.float32), np.empty(width, np.float32)
-    targets = [scratch] * length
-    flushes = {}
-    for position, step in enumerate(kept.tolist()):
-        targets[step] = band[position % _BAND]
-        if position % _BAND == _BAND - 1 or position == len(kept) - 1:
-            flushes[step] = position - position % _BAND, position % _BAND + 1
-    add, subtract = np.add, np.subtract
-    end = int(kept[-1]) + 1
-    growing_end = min(window - half + 1, end)  # outputs before the first subtraction
-    steady_end = min(length - half + 1, end)  # outputs before the last addition
-
-    running = np.zeros(width, np.float32)
-    for entering in range(half - 1):
-        add(running, rows[entering], running)
-    for step in range(growing_end):
-        running = add(running, rows[step + half - 1], targets[step])
-        if step in flushes:
-            start, count = flushes[step]
-            yield start, band[:count]
-    for step in range(growing_end, steady_end):
-        add(running, rows[step + half - 1], grown)
-        running = subtract(grown, rows[step + half - 1 - window], targets[step])
-        if step in flushes:
-            start, count = flushes[step]
-            yield start, band[:count]
-    for step in range(steady_end, end):
-        running = subtract(running, rows[step + half - 1 - window], targets[step])
-        if step in flushes:
-            start, count = flushes[step]
-            yield start, band[:count]
-
-
-@lru_cache(maxsize=64)
-def _window_lengths(length: int, window: int) -> np.ndarray:
-    """The divisor of each output of box1DFloat: the window grows to full, stays, then shrinks."""
-    half = (window + 2) // 2
-    counts = np.concatenate(
-        [np.arange(half, window + 1), np.full(length - window, window), window - 1 - np.arange(half - 1)]
-    ).astype(np.float32)
-    counts.flags.writeable = False
-    return counts
+    line = np.empty(width, np.float32)
+    rows_blurred = np.empty((height, width), np.float32)
+    for r in range(height):
+        _luma_line(rgb[r], line)
+        _box_line(line, rows_blurred[r], along_rows)
+    blurred = np.empty((height, width), np.float32)
+    _box_columns(rows_blurred, blurred, along_cols)
+    sampled_columns, sampled_rows = _sample_points(width), _sample_points(height)
+    columns = np.empty((height, _SIDE), np.float32)
+    for r in range(height):
+        _box_line(blurred[r], line, along_rows)
+        for k in range(_SIDE):
+            columns[r, k] = line[sampled_columns[k]]
+    _box_columns(columns.copy(), columns, along_cols)
+    block = np.empty((_SIDE, _SIDE), np.float32)
+    for k in range(_SIDE):
+        block[k] = columns[sampled_rows[k]]
+    return block
 
 
 def _quality(block: np.ndarray) -> int:
