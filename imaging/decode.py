@@ -246,7 +246,8 @@ def _decode_opened(image: Image.Image, limits: DecodeLimits, exif_transpose: boo
         if scale_high_bit_depth and mode in _HIGH_BIT_MODES:
             rgb = _scaled_gray_rgb(image, mode)
         else:
-            rgb = np.array(image.convert("RGB"), dtype=np.uint8, order="C")
+            # Already RGB (most JPEGs): read as is; `convert` would copy every pixel once more.
+            rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     except MemoryError:
         raise
     except Exception as error:
