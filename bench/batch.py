@@ -1,50 +1,235 @@
-"""Match-batch throughput through the real API and Ray pool.
+"""Match-batch throughput through the real service, beside an HMA-style reference pipeline on the same files.
 
-    python -m bench.batch --images 2000 [--bank 100000] [--distinct 100]
+    python -m bench.batch [--set 1024|12mp|both] [--images N] [--distinct N] [--bank 100000]
 
-Generates `--distinct` 1024x1024 JPEGs (smooth random images, fixed seed), uploads them, imports a random bank of
-`--bank` records, submits one match batch of `--images` items (the distinct uploads repeated) and times it from
-submission to `succeeded`. For scale it also times the same per-item work in this process on one core
-(decode + digests + dihedral PDQ + lookup), so the last line carries the pool's speed-up over one core.
+Image sets, generated with a fixed seed from the fixture photos (shared/fixtures/faces/*.jpg): each distinct file is
+a seeded crop of one photo scaled to the set's size, with a little seeded noise, saved as JPEG quality 90; the
+distinct files are repeated to reach the image count.
+    1024: 2,000 images of 1024x1024 (100 distinct)      12mp: 300 images of 4032x3024 (50 distinct)
+The bank is `--bank` random records (fixed seed); both pipelines search the same bank PDQ hashes.
+
+Per set, on the same files:
+- images_per_s: our end-to-end match batch. The distinct files are uploaded over HTTP, one match_batch job of all
+  the images is submitted, and the time runs from submission until the job reads `succeeded` (dispatcher, Ray
+  actors, report written).
+- reference_images_per_s: what an HMA (python-threatexchange) deployment does per image, in as many processes as
+  the service has workers, each given an interleaved share of the same list of files: read the file, MD5 it, decode
+  it with Pillow (`Image.open(...).convert("RGB")`, np.asarray), `pdqhash.compute` at full resolution, then a range
+  search at distance <= 31 in a faiss IndexBinaryMultiHash over the bank, built as python-threatexchange's
+  PDQMultiHashIndex builds it (16 hash maps of 16 bits in an IndexBinaryIDMap2, nflip = 31 // 16), one faiss
+  thread per process. Each process imports its libraries and builds its index, then waits on a barrier; the time
+  runs from the first process starting its loop after the barrier to the last one finishing it.
+- ratio_vs_reference: images_per_s / reference_images_per_s.
+- pool_efficiency: images_per_s / (workers x one-core throughput), one core being the same per-item work
+  (`match_batch.setup` once, then `run_item` with dihedral lookups) timed in this process on up to 30 of the
+  distinct files, after the service has stopped.
+- peak_rss_mb: the peak of the summed RSS of this process (the service runs in it) and all its descendants (Ray's
+  GCS, raylet and workers, the reaper), sampled every 0.2 s while the job runs. Pages shared between processes
+  count once per process. With RAY_ADDRESS set, Ray's processes are not descendants and are not counted.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
+import multiprocessing
 import os
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import psutil
 from PIL import Image
 
+FIXTURES = Path(os.environ.get("FIMG_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures"))
+FIXTURE_PHOTOS = FIXTURES / "faces"
+PORT = 8765
+PDQ_BITS = 256
+PDQ_MATCH_DISTANCE = 31  # python-threatexchange's PDQ_CONFIDENT_MATCH_THRESHOLD
+MULTI_HASH_MAPS = 16  # PDQMultiHashIndex's default nhash
+ONE_CORE_SAMPLE = 30
 
-def synthetic_jpegs(count: int, side: int = 1024, seed: int = 7) -> list[bytes]:
+
+@dataclass(frozen=True)
+class ImageSet:
+    width: int
+    height: int
+    images: int
+    distinct: int
+
+
+IMAGE_SETS = {"1024": ImageSet(1024, 1024, images=2000, distinct=100),
+              "12mp": ImageSet(4032, 3024, images=300, distinct=50)}
+
+
+@dataclass(frozen=True)
+class ServiceRun:
+    workers: int
+    import_s: float
+    batch_s: float
+    peak_rss_mb: float
+
+
+def seeded_crop(photo_size: tuple[int, int], aspect: float, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """A box of the given aspect ratio, 80-100 % of the largest that fits, at a random place in the photo."""
+    photo_width, photo_height = photo_size
+    width = min(photo_width, photo_height * aspect) * rng.uniform(0.8, 1.0)
+    height = width / aspect
+    left = rng.uniform(0, photo_width - width)
+    top = rng.uniform(0, photo_height - height)
+    return round(left), round(top), round(left + width), round(top + height)
+
+
+def write_fixture_jpegs(folder: Path, count: int, width: int, height: int, seed: int = 7) -> list[Path]:
+    photos = sorted(FIXTURE_PHOTOS.glob("*.jpg"))
+    if not photos:
+        raise SystemExit(f"no fixture photos in {FIXTURE_PHOTOS} (set FIMG_FIXTURES)")
     rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(count):
-        coarse = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
-        image = Image.fromarray(coarse).resize((side, side), Image.BICUBIC)
-        noise = rng.integers(-12, 13, size=(side, side, 3))
-        pixels = np.clip(np.asarray(image, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
-        buffer = io.BytesIO()
-        Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
-        out.append(buffer.getvalue())
-    return out
+    folder.mkdir()
+    paths = []
+    for i in range(count):
+        photo = Image.open(photos[i % len(photos)]).convert("RGB")
+        scaled = photo.crop(seeded_crop(photo.size, width / height, rng)).resize((width, height),
+                                                                                 Image.Resampling.BICUBIC)
+        noise = rng.integers(-4, 5, size=(height, width, 3), dtype=np.int16)
+        pixels = np.clip(np.asarray(scaled, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
+        paths.append(folder / f"img-{i}.jpg")
+        Image.fromarray(pixels).save(paths[-1], format="JPEG", quality=90)
+    return paths
 
 
-def random_bank_csv(records: int, seed: int = 11) -> str:
+def random_bank(records: int, seed: int = 11) -> tuple[np.ndarray, str]:
+    """The bank's PDQ hashes (records x 32 bytes) and the same bank as CSV for the service's import."""
     rng = np.random.default_rng(seed)
     pdqs = rng.integers(0, 256, size=(records, 32), dtype=np.uint8)
     digests = rng.integers(0, 256, size=(records, 32), dtype=np.uint8)
     lines = ["record_id,victim_id,pdq,sha256"]
     lines += [f"r{i},v{i % 997},{pdqs[i].tobytes().hex()},{digests[i].tobytes().hex()}" for i in range(records)]
-    return "\n".join(lines) + "\n"
+    return pdqs, "\n".join(lines) + "\n"
 
 
-def one_core_seconds_per_image(images: list[bytes], bank_csv: str) -> float:
+def process_tree_rss() -> int:
+    root = psutil.Process()
+    total = 0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            total += process.memory_info().rss
+        except psutil.Error:  # ended between the listing and the reading
+            pass
+    return total
+
+
+class PeakRss:
+    """While open, samples `process_tree_rss` every `interval_s` in a thread and keeps the peak."""
+
+    def __init__(self, interval_s: float = 0.2) -> None:
+        self.interval_s = interval_s
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while True:
+            self.peak_bytes = max(self.peak_bytes, process_tree_rss())
+            if self._stop.wait(self.interval_s):
+                return
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def service_batch(files: list[Path], images: int, bank_csv: str, data_dir: Path) -> ServiceRun:
+    import httpx
+    import uvicorn
+
+    from api import create_app
+    from fimg_service.config import Settings
+    from fimg_service.usecases import LOCAL_ADMIN
+
+    settings = Settings(data_dir=data_dir, database_url=f"sqlite:///{data_dir}/fimg.db",
+                        ray_address=os.environ.get("RAY_ADDRESS"), num_cpus=None,
+                        max_upload_bytes=512 * 2**20, chunk_size=16)
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=PORT, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.1)
+    try:
+        key = app.state.application.keys.create(LOCAL_ADMIN, "bench", "analyst")[1]
+        client = httpx.Client(base_url=f"http://127.0.0.1:{PORT}", headers={"Authorization": f"Bearer {key}"},
+                              timeout=600)
+        client.post("/v1/banks", json={"name": "bench"}).raise_for_status()
+        started = time.perf_counter()
+        client.post("/v1/banks/bench/records", content=bank_csv,
+                    headers={"Content-Type": "text/csv"}).raise_for_status()
+        import_s = time.perf_counter() - started
+        uploads = client.post("/v1/uploads", files=[("files", (path.name, path.read_bytes(), "image/jpeg"))
+                                                    for path in files]).json()["uploads"]
+        inputs = [uploads[i % len(uploads)]["id"] for i in range(images)]
+        workers = client.get("/healthz").json()["workers"]
+
+        with PeakRss() as rss:
+            started = time.perf_counter()
+            job_id = client.post("/v1/jobs", json={"type": "match_batch", "inputs": inputs,
+                                                   "params": {"banks": ["bench"]}}).json()["id"]
+            while (job := client.get(f"/v1/jobs/{job_id}").json())["status"] in ("queued", "running"):
+                time.sleep(0.2)
+            batch_s = time.perf_counter() - started
+        assert job["status"] == "succeeded" and job["progress"]["failed"] == 0, job
+    finally:
+        server.should_exit = True
+        thread.join(30)
+    return ServiceRun(workers, import_s, batch_s, rss.peak_bytes / 2**20)
+
+
+def reference_share(paths: list[Path], bank_pdqs: np.ndarray, barrier, spans) -> None:
+    """One reference process: build the index, wait for the others, then time the per-image loop."""
+    import faiss
+    import pdqhash
+
+    faiss.omp_set_num_threads(1)
+    index = faiss.IndexBinaryIDMap2(faiss.IndexBinaryMultiHash(PDQ_BITS, MULTI_HASH_MAPS,
+                                                               PDQ_BITS // MULTI_HASH_MAPS))
+    index.add_with_ids(bank_pdqs, np.arange(len(bank_pdqs), dtype=np.int64))
+    faiss.downcast_IndexBinary(index.index).nflip = PDQ_MATCH_DISTANCE // MULTI_HASH_MAPS
+    barrier.wait()
+    started = time.monotonic()
+    for path in paths:
+        data = path.read_bytes()
+        hashlib.md5(data).hexdigest()
+        rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        bits, _quality = pdqhash.compute(rgb)
+        index.range_search(np.packbits(bits)[np.newaxis], PDQ_MATCH_DISTANCE + 1)  # faiss's radius is exclusive
+    spans.put((started, time.monotonic()))
+
+
+def reference_images_per_s(batch: list[Path], bank_pdqs: np.ndarray, processes: int) -> float:
+    # Spawned, not forked: this process has run uvicorn's and Ray's threads.
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(processes, timeout=600)
+    spans = context.Queue()
+    shares = [context.Process(target=reference_share, args=(batch[i::processes], bank_pdqs, barrier, spans))
+              for i in range(processes)]
+    for share in shares:
+        share.start()
+    for share in shares:
+        share.join()
+    if any(share.exitcode for share in shares):
+        raise RuntimeError(f"a reference process failed: exit codes {[share.exitcode for share in shares]}")
+    starts, ends = zip(*(spans.get() for _ in shares))
+    return len(batch) / (max(ends) - min(starts))
+
+
+def one_core_seconds_per_image(files: list[Path], bank_csv: str) -> float:
     from imaging.banks import parse_bank
     from imaging.matching import BankEntry
     from workers import match_batch
@@ -52,71 +237,52 @@ def one_core_seconds_per_image(images: list[bytes], bank_csv: str) -> float:
     records, _ = parse_bank(bank_csv, "csv")
     matchers = match_batch.setup([{"name": "bench", "threshold": None, "entries": [
         BankEntry(r.record_id, r.victim_id, r.pdq, r.md5, r.sha1, r.sha256) for r in records]}])
-    sample = images[: min(len(images), 30)]
+    params = match_batch.MatchParams(banks=["bench"], dihedral=True)
+    sample = [path.read_bytes() for path in files[:ONE_CORE_SAMPLE]]
     start = time.perf_counter()
     for data in sample:
-        match_batch.run_item(matchers, {"dihedral": True}, {"data": data})
+        match_batch.run_item(matchers, params, {"data": data})
     return (time.perf_counter() - start) / len(sample)
+
+
+def run_set(name: str, images: int, distinct: int, bank_pdqs: np.ndarray, bank_csv: str) -> None:
+    image_set = IMAGE_SETS[name]
+    print(f"[{name}] generating {distinct} {image_set.width}x{image_set.height} JPEGs from the fixture photos ...",
+          flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = write_fixture_jpegs(Path(tmp) / "images", distinct, image_set.width, image_set.height)
+        service = service_batch(files, images, bank_csv, Path(tmp))
+        batch = [files[i % len(files)] for i in range(images)]
+        reference_rate = reference_images_per_s(batch, bank_pdqs, service.workers)
+        per_image = one_core_seconds_per_image(files, bank_csv)
+
+    rate = images / service.batch_s
+    one_core_rate = 1 / per_image
+    print(f"[{name}] bank import: {len(bank_pdqs)} records in {service.import_s:.1f} s")
+    print(f"[{name}] match batch: {images} images in {service.batch_s:.1f} s through {service.workers} workers "
+          f"= {rate:.1f} img/s, peak RSS {service.peak_rss_mb:.0f} MB")
+    print(f"[{name}] reference (decode + pdqhash + MD5 + faiss MIH) in {service.workers} processes: "
+          f"{reference_rate:.1f} img/s")
+    print(f"[{name}] one core in-process: {per_image * 1000:.1f} ms/img = {one_core_rate:.1f} img/s")
+    print(f"set={name} images_per_s={rate:.1f} reference_images_per_s={reference_rate:.1f} "
+          f"ratio_vs_reference={rate / reference_rate:.2f} "
+          f"pool_efficiency={rate / (service.workers * one_core_rate):.2f} peak_rss_mb={service.peak_rss_mb:.0f} "
+          f"workers={service.workers} images={images} bank_records={len(bank_pdqs)}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--set", choices=[*IMAGE_SETS, "both"], default="1024")
+    parser.add_argument("--images", type=int, help="images per batch (default: the set's)")
+    parser.add_argument("--distinct", type=int, help="distinct files (default: the set's)")
     parser.add_argument("--bank", type=int, default=100_000)
-    parser.add_argument("--distinct", type=int, default=100)
     args = parser.parse_args()
 
-    import httpx
-    import uvicorn
-
-    from api import create_app
-    from fimg_service.config import Settings
-
-    print(f"generating {args.distinct} 1024x1024 JPEGs and a {args.bank}-record bank ...", flush=True)
-    images = synthetic_jpegs(args.distinct)
-    bank_csv = random_bank_csv(args.bank)
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp), database_url=f"sqlite:///{tmp}/fimg.db",
-                            ray_address=os.environ.get("RAY_ADDRESS"), num_cpus=None,
-                            max_upload_bytes=512 * 2**20, chunk_size=16)
-        app = create_app(settings)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=8765, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.1)
-        url = "http://127.0.0.1:8765"
-        from fimg_service.usecases import LOCAL_ADMIN
-
-        key = app.state.application.keys.create(LOCAL_ADMIN, "bench", "analyst")[1]
-        client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=600)
-        client.post("/v1/banks", json={"name": "bench"}).raise_for_status()
-        started = time.perf_counter()
-        imported = client.post("/v1/banks/bench/records", content=bank_csv, headers={"Content-Type": "text/csv"})
-        imported.raise_for_status()
-        import_s = time.perf_counter() - started
-        files = [("files", (f"img-{i}.jpg", data, "image/jpeg")) for i, data in enumerate(images)]
-        uploads = client.post("/v1/uploads", files=files).json()["uploads"]
-        inputs = [uploads[i % len(uploads)]["id"] for i in range(args.images)]
-        workers = client.get("/healthz").json()["workers"]
-
-        started = time.perf_counter()
-        job_id = client.post("/v1/jobs", json={"type": "match_batch", "inputs": inputs,
-                                               "params": {"banks": ["bench"]}}).json()["id"]
-        while (job := client.get(f"/v1/jobs/{job_id}").json())["status"] in ("queued", "running"):
-            time.sleep(0.2)
-        elapsed = time.perf_counter() - started
-        assert job["status"] == "succeeded" and job["progress"]["failed"] == 0, job
-        server.should_exit = True
-        thread.join(30)
-
-    per_image = one_core_seconds_per_image(images, bank_csv)
-    rate = args.images / elapsed
-    print(f"bank import: {args.bank} records in {import_s:.1f} s")
-    print(f"match batch: {args.images} images in {elapsed:.1f} s through {workers} workers = {rate:.1f} img/s")
-    print(f"one core in-process: {per_image * 1000:.1f} ms/img = {1 / per_image:.1f} img/s")
-    print(f"images_per_s={rate:.1f} images={args.images} bank_records={args.bank} workers={workers} "
-          f"one_core_images_per_s={1 / per_image:.1f} speedup_vs_one_core={rate * per_image:.2f}")
+    print(f"generating a {args.bank}-record bank ...", flush=True)
+    bank_pdqs, bank_csv = random_bank(args.bank)
+    for name in IMAGE_SETS if args.set == "both" else [args.set]:
+        run_set(name, args.images or IMAGE_SETS[name].images, args.distinct or IMAGE_SETS[name].distinct,
+                bank_pdqs, bank_csv)
 
 
 if __name__ == "__main__":
