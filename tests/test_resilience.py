@@ -281,6 +281,30 @@ def test_sigterm_stops_cleanly_and_sigkill_leaves_no_ray_process(tmp_path, fixtu
     assert not alive, [p.cmdline()[:2] for p in alive]
 
 
+HOST_WITH_A_CHILD_OF_ITS_OWN = """
+import subprocess, sys
+from fimg_service.config import Settings
+from fimg_service.usecases import Application
+
+own_child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+app = Application(Settings(database_url=sys.argv[1], data_dir=sys.argv[2], ray_address=None, num_cpus=1,
+                        max_upload_bytes=2**20, chunk_size=4))
+app.prepare_schema()
+app.start().close()
+print(own_child.pid, own_child.poll(), flush=True)
+own_child.kill()
+"""
+
+
+def test_the_reaper_stops_only_the_processes_ray_started(tmp_path):
+    """A host embedding the service keeps the children it had before Ray started (a multiprocessing helper)."""
+    result = subprocess.run([sys.executable, "-c", HOST_WITH_A_CHILD_OF_ITS_OWN, f"sqlite:///{tmp_path / 'fimg.db'}",
+                             str(tmp_path / "data")], cwd=REPO_ROOT, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _pid, exit_code = result.stdout.split()
+    assert exit_code == "None", "the host's own child was stopped with Ray's processes"
+
+
 @pytest.mark.skipif(not POSTGRES_URL, reason="FIMG_TEST_DATABASE_URL is not set: replicas need PostgreSQL")
 def test_three_replicas_on_one_database_share_a_batch_and_outlive_one_killed(tmp_path, fixtures_dir):
     import sqlalchemy as sa

@@ -21,13 +21,21 @@ GRACE_S = 5.0
 class Reaper:
     """The service's side: start the reaper, tell it the service's processes, let it go on a clean stop."""
 
-    def __init__(self) -> None:
+    def __init__(self, spared: set[int]) -> None:
+        """`spared`: the pids of this process's children from before Ray started (the host's own, e.g. a
+        multiprocessing helper), which are not Ray's to stop."""
+        self._spared = spared
         self._process = subprocess.Popen([sys.executable, "-m", "workers.reaper"], stdin=subprocess.PIPE,
                                           stdout=subprocess.DEVNULL, start_new_session=True)
 
+    @staticmethod
+    def children() -> set[int]:
+        return {process.pid for process in psutil.Process().children(recursive=True)}
+
     def watch_descendants(self) -> int:
-        """Hand over every process this one started (Ray's, by now); returns how many."""
-        processes = [p for p in psutil.Process().children(recursive=True) if p.pid != self._process.pid]
+        """Hand over every process this one started since Ray started (Ray's, by now); returns how many."""
+        processes = [p for p in psutil.Process().children(recursive=True)
+                     if p.pid != self._process.pid and p.pid not in self._spared]
         for process in processes:
             try:
                 self._process.stdin.write(f"{process.pid} {process.create_time()}\n".encode())

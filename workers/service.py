@@ -32,9 +32,10 @@ class WorkerPool:
         """Start Ray (unless this process is already connected) and the dispatcher (of `only_jobs`, if given)."""
         for name, value in QUIET_RAY.items():
             os.environ.setdefault(name, value)  # read by ray.init here and by every Ray process it starts
+        before_ray = Reaper.children()
         self._started_ray = start_ray(self.ray_address, self.num_cpus)
         if self._started_ray and self.ray_address is None:
-            self._reaper = Reaper()
+            self._reaper = Reaper(spared=before_ray)
         self.lookups = sync.Lookups(self.storage, self.lookup_cache_records)
         self.dispatcher = Dispatcher(self.storage, chunk_size=self.chunk_size, num_workers=self.num_cpus,
                                      only_jobs=only_jobs, lease_s=self.lease_s,
