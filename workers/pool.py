@@ -12,6 +12,7 @@ import signal
 import threading
 import traceback
 
+import cv2
 import ray
 
 from workers.registry import get_job_type, item_error
@@ -43,6 +44,9 @@ class Worker:
     """Runs chunks of items of any job type; a crash costs the chunk a retry, the dispatcher decides."""
 
     def __init__(self) -> None:
+        # An actor holds one CPU. Ray sets OMP_NUM_THREADS to match (numpy, torch); OpenCV keeps a pool of its
+        # own as wide as the machine, which the actors would otherwise all share.
+        cv2.setNumThreads(1)
         self.contexts: dict[str, object] = {}
         self._lock = threading.Lock()
 
