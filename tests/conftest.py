@@ -124,7 +124,6 @@ class LiveService:
     url: str
     app: object  # the Application
     keys: dict
-    database: str  # sqlite or postgresql
 
 
 def _serve(app) -> tuple[object, object, str]:
@@ -144,19 +143,21 @@ def _serve(app) -> tuple[object, object, str]:
     return server, thread, f"http://127.0.0.1:{port}"
 
 
-@pytest.fixture(scope="module", params=database_params())
-def live_service(request, ray_session, tmp_path_factory):
-    """One live service per module and database: the browser journeys of a module share it (the admin's audit
-    log shows what the artist and the analyst did)."""
+@pytest.fixture(scope="module")
+def live_service(ray_session, tmp_path_factory):
+    """One live service per module: the browser journeys of a module share it (the admin's audit log shows what
+    the artist and the analyst did). On PostgreSQL where the tests have it, the database of a deployment; the
+    web layer's storage calls run on both databases in tests/test_web.py."""
     from api import create_app
 
     data_dir = tmp_path_factory.mktemp("live")
-    app = create_app(make_settings(fresh_database(request.param, data_dir), data_dir / "data"))
+    database = "postgresql" if POSTGRES_URL else "sqlite"
+    app = create_app(make_settings(fresh_database(database, data_dir), data_dir / "data"))
     server, thread, base_url = _serve(app)
     application = app.state.application
     keys = {role: create_key(application, f"web-{role}", role) for role in ("admin", "analyst", "artist")}
     try:
-        yield LiveService(base_url, application, keys, request.param)
+        yield LiveService(base_url, application, keys)
     finally:
         server.should_exit = True
         thread.join(timeout=60)

@@ -43,7 +43,7 @@ def browser():
 @pytest.fixture(scope="module")
 def journeys(live_service):
     """What the journeys saw: every request the browser made, and the names of the pages screenshotted."""
-    return {"requests": [], "screenshots": set(), "database": live_service.database}
+    return {"requests": [], "screenshots": set()}
 
 
 def new_page(browser, live_service, journeys, **options):
@@ -62,11 +62,9 @@ def sign_in(page, key: str) -> None:
 
 
 def screenshot(page, journeys, name: str) -> None:
-    """Screenshots come from the SQLite run only: the PostgreSQL run shows the same pages."""
-    if journeys["database"] == "sqlite":
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-        journeys["screenshots"].add(name)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    journeys["screenshots"].add(name)
 
 
 def wait_until_finished(page) -> None:
