@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from fimg_service.errors import Conflict, NotFound
 from fimg_service.storage import ITEM_DONE, ITEM_ERROR, Storage
 from fimg_service.storage.audit import ChainReport
+from fimg_service.storage.blobs import BlobLocation, BlobReader, BlobStore
 from fimg_service.storage.migrate import upgrade
 from fimg_service.storage.records import StoredRecord
 
@@ -32,6 +34,22 @@ def test_blobs_are_content_addressed(storage):
     assert storage.blobs.path(sha).parent.parent.name == sha[:2]
     with pytest.raises(NotFound):
         storage.blobs.get("0" * 64)
+
+
+def test_a_blob_reader_reads_the_store_it_is_given_only_where_it_finds_that_store(storage, tmp_path):
+    sha = storage.blobs.put(b"evidence")
+    location = storage.blobs.location
+    assert Path(location.directory).is_absolute()
+    assert BlobStore(location.directory).location == location, "the marker is written once, then kept"
+    reader = BlobReader(location)
+    assert reader.reachable() and reader.get(sha) == b"evidence"
+    assert not BlobReader(BlobLocation(location.directory, "another store")).reachable()
+    assert not BlobReader(BlobLocation(str(tmp_path / "elsewhere"), location.token)).reachable()
+
+    storage.blobs.path(sha).write_bytes(b"evidencf")
+    for blobs in (reader, storage.blobs):  # a damaged file is never taken for the stored one
+        with pytest.raises(NotFound, match="damaged"):
+            blobs.get(sha)
 
 
 def test_repositories_return_frozen_records(storage):
