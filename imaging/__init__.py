@@ -10,10 +10,12 @@ from imaging.decode import (
     Decoded,
     EmptyFile,
     FileTooLarge,
+    ImageInfo,
     NotAnImage,
     TooManyPixels,
     TruncatedImage,
     UnsupportedFormat,
+    check_image,
     decode,
 )
 from imaging.digests import Digests, digests
@@ -33,6 +35,7 @@ __all__ = [
     "EmptyFile",
     "FileTooLarge",
     "Hash256",
+    "ImageInfo",
     "NotAnImage",
     "PDQ_MIN_QUALITY",
     "PDQ_THRESHOLD",
@@ -42,6 +45,7 @@ __all__ = [
     "TooManyPixels",
     "TruncatedImage",
     "UnsupportedFormat",
+    "check_image",
     "decode",
     "digests",
     "pdq",

@@ -15,6 +15,9 @@ rows its header declares is `TruncatedImage`, found by inflating the stream with
 itself fills the missing rows with black) where it is compressed more than 8:1. Pillow's own global bomb
 guard (Image.MAX_IMAGE_PIXELS) is left as is; its error becomes `TooManyPixels`, and its warning, which
 `DecodeLimits` supersedes, is filtered out (see `_ignore_pillow_bomb_warning`).
+
+`check_image` says what `decode` would of a file's format and size, or refuses it as `decode` would, at a
+fraction of the cost for a JPEG or PNG: what validates an upload that a worker will decode anyway.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ _ACCEPTED_SIGNATURES = {
     b"MM\x00*": "TIFF",
 }
 _HIGH_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+_SWAPPING_ORIENTATIONS = (5, 6, 7, 8)  # a quarter turn, perhaps mirrored: width and height trade places
 
 _IGNORE_BOMB_WARNING = ("ignore", None, Image.DecompressionBombWarning, None, 0)
 
@@ -91,6 +95,13 @@ class Decoded:
     orientation: int  # EXIF orientation, 1 when absent
     frames: int
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str
+    width: int  # as `decode` gives the pixels: after the EXIF orientation
+    height: int
 
 
 class DecodeError(Exception):
@@ -145,6 +156,45 @@ def decode(
     16-bit and float images are clipped to 8 bits by default, as the PDQ reference pipeline does (hashes must
     agree with it); `scale_high_bit_depth=True` scales them instead, which is what face analysis needs.
     """
+    image = _open_checked(data, limits, budget)
+    try:
+        return _decode_opened(image, limits, exif_transpose, scale_high_bit_depth)
+    finally:
+        image.close()
+
+
+def check_image(
+    data: bytes | str | os.PathLike,
+    limits: DecodeLimits = DecodeLimits(),
+    budget: DecodeBudget | None = None,
+) -> ImageInfo:
+    """What `decode` (with its defaults) would say of the image's format and size, or the `DecodeError` it would
+    raise, found without decoding the pixels at full resolution where that is cheap. The checks before the pixels
+    are decode's; then the image data is read through: a JPEG is decoded at 1/8 scale (DCT scaling: its whole
+    entropy-coded stream is read, 1/64 of its pixels made), a PNG's stream is inflated and counted, not unfiltered,
+    and the other formats are loaded as `decode` loads them. A file damaged only where this does not look (a PNG's
+    bad filter bytes, say) passes here and fails in `decode`."""
+    image = _open_checked(data, limits, budget, whole_png_stream=True)
+    try:
+        width, height = image.size
+        if image.format == "PNG":
+            orientation = _orientation(image, [], header_only=True)
+        else:
+            if image.format in ("JPEG", "MPO"):
+                image.draft(None, (max(1, width // 8), max(1, height // 8)))
+            _load(image, limits)
+            orientation = _orientation(image, [])
+        if orientation in _SWAPPING_ORIENTATIONS:
+            width, height = height, width
+        return ImageInfo(image.format, width, height)
+    finally:
+        image.close()
+
+
+def _open_checked(data: bytes | str | os.PathLike, limits: DecodeLimits, budget: DecodeBudget | None,
+                  whole_png_stream: bool = False) -> Image.Image:
+    """The image opened, after every check that needs no pixel: the file's size, its format, the size its header
+    declares, a PNG's stream length (`_check_png_stream`, of the `whole_png_stream`), and the budget charged."""
     _ignore_pillow_bomb_warning()
     if not isinstance(data, (bytes, bytearray, memoryview)):
         data = _read_bounded(data, limits.max_bytes)
@@ -157,12 +207,13 @@ def decode(
     try:
         _check_header_size(image.size, limits)
         if image.format == "PNG":
-            _check_png_stream(data, image.size)
+            _check_png_stream(data, image.size, whole=whole_png_stream)
         if budget is not None:
             budget.charge(*image.size)
-        return _decode_opened(image, limits, exif_transpose, scale_high_bit_depth)
-    finally:
+    except BaseException:
         image.close()
+        raise
+    return image
 
 
 def _ignore_pillow_bomb_warning() -> None:
@@ -225,15 +276,7 @@ def _foreign_format(data: bytes) -> str | None:
 def _decode_opened(image: Image.Image, limits: DecodeLimits, exif_transpose: bool, scale_high_bit_depth: bool,
                    ) -> Decoded:
     file_format, mode = image.format, image.mode
-    try:
-        frames = getattr(image, "n_frames", 1)
-        image.load()
-    except MemoryError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise TooManyPixels(_too_many_pixels_message(limits)) from None
-    except Exception as error:
-        raise _load_error(error) from None
+    frames = _load(image, limits)
     notes: list[str] = []
     if frames > 1:
         kind = "animated" if getattr(image, "is_animated", False) and file_format != "MPO" else "multi-image"
@@ -265,6 +308,20 @@ def _decode_opened(image: Image.Image, limits: DecodeLimits, exif_transpose: boo
     )
 
 
+def _load(image: Image.Image, limits: DecodeLimits) -> int:
+    """Decode the first frame's pixels (at the scale a `draft` chose); returns how many frames the file has."""
+    try:
+        frames = getattr(image, "n_frames", 1)
+        image.load()
+    except MemoryError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise TooManyPixels(_too_many_pixels_message(limits)) from None
+    except Exception as error:
+        raise _load_error(error) from None
+    return frames
+
+
 def _check_header_size(size: tuple[int, int], limits: DecodeLimits) -> None:
     width, height = size
     if width < 1 or height < 1:
@@ -289,11 +346,13 @@ _CHECKED_RATIO = 8
 _INFLATE_STEP = 1 << 16
 
 
-def _check_png_stream(data: bytes, size: tuple[int, int]) -> None:
+def _check_png_stream(data: bytes, size: tuple[int, int], whole: bool = False) -> None:
     """TruncatedImage if the PNG's zlib stream ends before the filtered rows its header declares.
 
     The stream is inflated (and its output counted) only where it would expand more than `_CHECKED_RATIO`
-    times; a file cut short (stream unfinished) or with a broken stream is left to Pillow, which reports both."""
+    times; a file cut short (stream unfinished) or with a broken stream is left to Pillow, which reports both.
+    With `whole`, every stream is inflated and those two are reported here: this check then stands in for
+    Pillow's decoding of the rows."""
     header = _png_header(data)
     if header is None:
         return
@@ -304,15 +363,17 @@ def _check_png_stream(data: bytes, size: tuple[int, int]) -> None:
     if compressed_size * _MAX_DEFLATE_RATIO < expected:
         raise TruncatedImage(f"the image data ends early: {compressed_size} compressed bytes cannot hold the"
                              f" {expected} bytes of rows the header declares")
-    if compressed_size * _CHECKED_RATIO >= expected:
+    if compressed_size * _CHECKED_RATIO >= expected and not whole:
         return
     try:
         produced, ended = _inflated_size(b"".join(parts), expected)
-    except zlib.error:
+    except zlib.error as error:
+        if whole:
+            raise CorruptImage(f"the image data cannot be decoded: {error}") from None
         return
-    if ended and produced < expected:
-        raise TruncatedImage(f"the image data ends early: the compressed stream ends after {produced} of the"
-                             f" {expected} bytes of rows the header declares")
+    if produced < expected and (ended or whole):
+        raise TruncatedImage(f"the image data ends early: the compressed stream {'ends' if ended else 'is cut'}"
+                             f" after {produced} of the {expected} bytes of rows the header declares")
 
 
 def _inflated_size(compressed: bytes, enough: int) -> tuple[int, bool]:
@@ -365,9 +426,12 @@ def _png_filtered_size(size: tuple[int, int], bits_per_pixel: int, interlaced: i
     return total
 
 
-def _orientation(image: Image.Image, notes: list[str]) -> int:
+def _orientation(image: Image.Image, notes: list[str], header_only: bool = False) -> int:
     try:
-        orientation = image.getexif().get(0x0112, 1)
+        # PngImageFile.getexif decodes the pixels to find an eXIf chunk after them; `header_only` reads the EXIF
+        # that came before them (where the PNG specification puts it).
+        exif = Image.Image.getexif(image) if header_only else image.getexif()
+        orientation = exif.get(0x0112, 1)
     except Exception:
         notes.append("EXIF unreadable, orientation ignored")
         return 1

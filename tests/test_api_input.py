@@ -27,6 +27,7 @@ def test_each_decode_failure_is_rejected_with_its_reason(service, good_jpeg):
     bad = {
         "empty.jpg": (b"", "empty_file"),
         "truncated.jpg": (good_jpeg[: len(good_jpeg) // 2], "truncated"),
+        "cut-short.jpg": (good_jpeg[:-64], "truncated"),
         "page.jpg": (b"<!DOCTYPE html><html><body>not an image</body></html>", "not_an_image"),
         "notes.jpg": (b"just some text\n" * 20, "not_an_image"),
         "bomb.png": (png_with_header(60000, 60000), "too_many_pixels"),
@@ -44,6 +45,12 @@ def test_each_decode_failure_is_rejected_with_its_reason(service, good_jpeg):
         if code:
             assert rejected[name]["code"] == code, (name, rejected[name])
     assert rejected["doc.pdf"]["code"] == "unsupported_format"
+
+
+def test_an_upload_is_recorded_with_its_upright_size(service, fixtures_dir):
+    rotated = fixtures_dir / "pdq" / "reg-test" / "exif-rotn" / "exif-rotn-6.jpg"  # 4032x3024, EXIF: turn it
+    [upload] = service.upload([rotated])
+    assert (upload["format"], upload["width"], upload["height"]) == ("JPEG", 3024, 4032)
 
 
 def test_nothing_valid_is_422(service):

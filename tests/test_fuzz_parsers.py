@@ -1,7 +1,7 @@
-"""Property-based fuzzing of what parses untrusted bytes: the image decoder and the bank-file and hash-list
-parsers. Every input either parses or is refused with the parser's own error (DecodeError, a row error);
-nothing else escapes, and no input costs more than its deadline. Examples are bounded so the file runs in well
-under a minute on two cores."""
+"""Property-based fuzzing of what parses untrusted bytes: the image decoder, the upload check, and the bank-file
+and hash-list parsers. Every input either parses or is refused with the parser's own error (DecodeError, a row
+error); nothing else escapes, and no input costs more than its deadline. Examples are bounded so the file runs in
+well under a minute on two cores."""
 from __future__ import annotations
 
 import io
@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from imaging import DecodeBudget, DecodeError, decode
+from imaging import DecodeBudget, DecodeError, check_image, decode
 from imaging.banks import FORMATS as BANK_FORMATS
 from imaging.banks import parse_bank, write_bank
 from imaging.hashlists import FORMATS as HASHLIST_FORMATS
@@ -79,12 +79,21 @@ def crafted_pngs(draw) -> bytes:
 
 
 def assert_decodes_or_refuses(data: bytes) -> None:
+    """Both the decoder and the upload check (`check_image`) decode or refuse; where both accept, they agree on
+    the format and size. (The check may accept what the decoder refuses: that is an item's error later.)"""
+    try:
+        checked = check_image(data, budget=DecodeBudget(5_000_000))
+    except DecodeError as exc:
+        assert exc.code and exc.message
+        checked = None
     try:
         decoded = decode(data, budget=DecodeBudget(5_000_000))
     except DecodeError as exc:
         assert exc.code and exc.message
         return
     assert decoded.rgb.dtype == np.uint8 and decoded.rgb.shape == (decoded.height, decoded.width, 3)
+    if checked is not None:
+        assert (checked.format, checked.width, checked.height) == (decoded.format, decoded.width, decoded.height)
 
 
 @FUZZ

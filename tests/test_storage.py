@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from fimg_service.errors import Conflict, NotFound
 from fimg_service.storage import ITEM_DONE, ITEM_ERROR, Storage
 from fimg_service.storage.audit import ChainReport
+from fimg_service.storage.blobs import BlobLocation, BlobReader, BlobStore
 from fimg_service.storage.migrate import upgrade
 from fimg_service.storage.records import StoredRecord
 
@@ -32,6 +34,22 @@ def test_blobs_are_content_addressed(storage):
     assert storage.blobs.path(sha).parent.parent.name == sha[:2]
     with pytest.raises(NotFound):
         storage.blobs.get("0" * 64)
+
+
+def test_a_blob_reader_reads_the_store_it_is_given_only_where_it_finds_that_store(storage, tmp_path):
+    sha = storage.blobs.put(b"evidence")
+    location = storage.blobs.location
+    assert Path(location.directory).is_absolute()
+    assert BlobStore(location.directory).location == location, "the marker is written once, then kept"
+    reader = BlobReader(location)
+    assert reader.reachable() and reader.get(sha) == b"evidence"
+    assert not BlobReader(BlobLocation(location.directory, "another store")).reachable()
+    assert not BlobReader(BlobLocation(str(tmp_path / "elsewhere"), location.token)).reachable()
+
+    storage.blobs.path(sha).write_bytes(b"evidencf")
+    for blobs in (reader, storage.blobs):  # a damaged file is never taken for the stored one
+        with pytest.raises(NotFound, match="damaged"):
+            blobs.get(sha)
 
 
 def test_repositories_return_frozen_records(storage):
@@ -97,6 +115,50 @@ def test_leases_share_items_between_dispatchers_and_expire(storage):
     with storage.unit() as unit:
         assert [i.idx for i in unit.jobs.claim_items(job.id, "b", limit=5, lease_s=60)] == [1, 5]
         assert unit.jobs.get(job.id).done == 1
+
+
+def test_a_chunk_of_results_is_written_in_one_statement_and_only_for_the_lease_holder(storage):
+    with storage.unit() as unit:
+        job = unit.jobs.create(None, "match_batch", {"banks": ["b"]},
+                               [{"name": f"f{i}", "input": {"i": i}} for i in range(6)])
+        unit.jobs.set_status(job.id, "running")
+        unit.jobs.claim_items(job.id, "a", limit=4, lease_s=60)
+        unit.jobs.claim_items(job.id, "b", limit=2, lease_s=60)
+    match = {"status": "match", "matches": [{"bank": "b", "record_id": "r", "kind": "pdq", "distance": 12}]}
+    failed = {"status": "error", "error": {"code": "corrupt", "message": "damaged"}}
+    results = [{"idx": 0, "status": ITEM_DONE, "result": match}, {"idx": 1, "status": ITEM_ERROR, "result": failed},
+               {"idx": 2, "status": ITEM_DONE, "result": {"status": "no_match", "matches": []}},
+               {"idx": 0, "status": ITEM_ERROR, "result": failed},  # listed twice: the first result counts
+               {"idx": 4, "status": ITEM_DONE, "result": match}]  # b holds it: not a's to write
+    statements = []
+
+    def count(_conn, _cursor, statement, _params, _context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE JOB_ITEMS"):
+            statements.append(executemany)
+
+    sa.event.listen(storage.engine, "before_cursor_execute", count)
+    try:
+        with storage.unit() as unit:
+            assert unit.jobs.record_results(job.id, results, owner="a", node="n1") == 3
+            events = list(unit.jobs.events)
+    finally:
+        sa.event.remove(storage.engine, "before_cursor_execute", count)
+    assert statements == [True], "one executemany for the chunk"
+    assert events == [("item_failed", {"job": job.id, "type": "match_batch", "item": 1, "code": "corrupt"})]
+    with storage.read() as unit:
+        record = unit.jobs.get(job.id)
+        items = unit.jobs.items(job.id)
+        assert (record.done, record.failed) == (3, 1)
+        assert [(i.status, i.result, i.node, i.completions) for i in items[:3]] == [
+            (ITEM_DONE, match, "n1", 1), (ITEM_ERROR, failed, "n1", 1),
+            (ITEM_DONE, {"status": "no_match", "matches": []}, "n1", 1)]
+        assert [i.status for i in items[3:]] == ["pending"] * 3
+        total, page = unit.jobs.report_page(job.id, verdict="match")
+        assert total == 1 and page[0].idx == 0, "the summary columns a report filters on are written too"
+        assert unit.jobs.report_facets(job.id)["bank"] == {"b": 1}
+    with storage.unit() as unit:  # a's leases were released with the writes; a's pending item 3 is still a's
+        assert [i.idx for i in unit.jobs.claim_items(job.id, "c", limit=6, lease_s=60)] == []
+        assert unit.jobs.release_leases("a", job.id) == 1
 
 
 def test_idempotency_keys_and_listing_are_per_owner(storage):

@@ -81,9 +81,9 @@ def build_items(request: JobRequest, params: AgeParams, uploads: UploadResolver)
     return [item]
 
 
-def load_item(storage, item_input: dict) -> dict:
-    return {"data": storage.blobs.get(item_input["sha256"]),
-            "family": [(storage.blobs.get(f["sha256"]), f["age"], f["relation"])
+def load_item(blobs, item_input: dict) -> dict:
+    return {"data": blobs.get(item_input["sha256"]),
+            "family": [(blobs.get(f["sha256"]), f["age"], f["relation"])
                        for f in item_input.get("family", [])]}
 
 

@@ -14,6 +14,10 @@ job finishes, fails or is cancelled, the snapshot and every actor's copy are dro
 Several dispatchers (service replicas) may share one database: each claims items with a lease
 (`JobRepository.claim_items`), a heartbeat thread renews its leases, and a dispatcher that dies simply stops
 renewing, so its items are claimed again once the lease expires. Only a lease holder's result is written.
+
+An item's file does not pass through the dispatcher where it need not: a chunk names its items' blobs and where
+the blob store is, and the actor reads them from the store's disk. An actor that does not see that disk (another
+machine) says so, and from then on it is sent its items' bytes, read here, through Ray's object store.
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ from ray.exceptions import RayTaskError, TaskCancelledError
 from fimg_service.errors import FimgError
 from fimg_service.storage import ITEM_DONE, ITEM_ERROR, Storage
 from workers.pool import cluster_cpus, make_workers
-from workers.registry import JobType, get_job_type, item_error
+from workers.registry import JobType, get_job_type, input_unavailable, item_error
 
 log = logging.getLogger("fimg.dispatcher")
 CHUNKS_PER_WORKER = 2  # one running, one queued behind it, so an actor never waits for the loop
@@ -93,6 +97,7 @@ class Dispatcher:
         self.owner = lease_owner_id()
         self.workers: list = []
         self.worker_load: list[int] = []
+        self.reads_blobs: list[bool] = []  # per actor: sent blob names, not bytes, until it says it cannot read them
         self.jobs: dict[str, ActiveJob] = {}
         self.contexts: dict[str, JobContext] = {}
         self.in_flight: dict[Any, Chunk] = {}
@@ -110,6 +115,7 @@ class Dispatcher:
     def start(self) -> "Dispatcher":
         self.workers = make_workers(self.num_workers or cluster_cpus(), self.worker_start_s)
         self.worker_load = [0] * len(self.workers)
+        self.reads_blobs = [True] * len(self.workers)
         self._thread = threading.Thread(target=self._run, name="fimg-dispatcher", daemon=True)
         self._heartbeat = threading.Thread(target=self._renew_leases, name="fimg-lease-heartbeat", daemon=True)
         self._thread.start()
@@ -359,25 +365,35 @@ class Dispatcher:
             job.idle_until = time.monotonic() + self.poll_interval
             self._finish_if_done(job)
             return False
-        spec = get_job_type(job.type)
-        payload, failed = [], []
-        for item in items:
-            try:
-                payload.append({"idx": item.idx, "name": item.name, **spec.load_item(self.storage, item.input)})
-            except Exception as exc:
-                failed.append({"idx": item.idx, "status": ITEM_ERROR, "result": item_error(
-                    "input_unavailable", f"input unavailable: {getattr(exc, 'message', exc)}").result})
-        if failed:
-            self._record(job.id, failed)
+        by_reference = self.reads_blobs[worker]
+        payload = self._chunk_items(job, items, by_reference)
         if not payload:
             return True
         ref = self.workers[worker].run_chunk.remote(job.type, job.params, job.context.key,
-                                                     [job.context.payload.result()], payload)
+                                                     [job.context.payload.result()], payload,
+                                                     self.storage.blobs.location if by_reference else None)
         indices = [p["idx"] for p in payload]
         self.in_flight[ref] = Chunk(job.id, job.context.key, indices, worker, time.monotonic())
         self.worker_load[worker] += 1
         job.in_flight.update(indices)
         return True
+
+    def _chunk_items(self, job: ActiveJob, items: list, by_reference: bool) -> list[dict]:
+        """What a chunk carries of its items: their stored inputs, for an actor that reads their blobs itself, or
+        what the job type loads of them here (their bytes). An item that cannot be loaded here is recorded as its
+        error at once."""
+        if by_reference:
+            return [{"idx": item.idx, "name": item.name, "input": item.input} for item in items]
+        spec = get_job_type(job.type)
+        payload, failed = [], []
+        for item in items:
+            try:
+                payload.append({"idx": item.idx, "name": item.name, **spec.load_item(self.storage.blobs, item.input)})
+            except Exception as exc:
+                failed.append({"idx": item.idx, "status": ITEM_ERROR, "result": input_unavailable(exc).result})
+        if failed:
+            self._record(job.id, failed)
+        return payload
 
     def _expire_chunks(self) -> None:
         """A chunk that did not come back in time is retried like one whose worker died; its actor is restarted
@@ -410,6 +426,14 @@ class Dispatcher:
                 self._forget_worker_contexts(chunk.worker)
             if job is not None:
                 self._retry(job, chunk, exc)
+            return
+        if output.get("blobs_unreachable"):
+            log.info("worker %d does not see the blob store at %s; it is sent its items' bytes from now on",
+                     chunk.worker, self.storage.blobs.location.directory)
+            self.reads_blobs[chunk.worker] = False
+            if job is not None:
+                self._give_back(job.id, chunk.indices)
+                job.in_flight.difference_update(chunk.indices)
             return
         if job is None:
             return

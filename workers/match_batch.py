@@ -97,10 +97,10 @@ def prepare(storage, params: dict) -> list[dict]:
     return snapshot
 
 
-def load_item(storage, item_input: dict) -> dict:
+def load_item(blobs, item_input: dict) -> dict:
     if "hashes" in item_input:
         return {"hashes": item_input["hashes"]}
-    return load_upload_item(storage, item_input)
+    return load_upload_item(blobs, item_input)
 
 
 def setup(snapshot: list[dict]) -> list[BankMatcher]:

@@ -3,6 +3,7 @@
 Each actor keeps the prepared context of the active jobs (a built bank index, a gallery matrix) so a batch of
 thousands of items pays for it once per actor, not once per chunk. Building a context runs in the actor's
 `setup` threads, beside the thread that runs chunks, so a large bank being built never holds another job's items.
+An actor that sees the service's blob store reads its items' files from it itself (see `Worker.run_chunk`).
 """
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import traceback
 
 import cv2
 import ray
+from pydantic import BaseModel
 
-from workers.registry import get_job_type, item_error
+from fimg_service.storage.blobs import BlobLocation, BlobReader
+from workers.registry import ItemOutcome, JobType, get_job_type, input_unavailable, item_error
 
 log = logging.getLogger("fimg.workers")
 
@@ -82,8 +85,17 @@ class Worker:
             for key in keys:
                 self.contexts.pop(key, None)
 
-    def run_chunk(self, job_type: str, params: dict, context_key: str, payload_ref: list,
-                  items: list[dict]) -> dict:
+    def run_chunk(self, job_type: str, params: dict, context_key: str, payload_ref: list, items: list[dict],
+                  blobs: BlobLocation | None) -> dict:
+        """Compute a chunk. With `blobs` (the service's blob store), each item carries its stored `input`, which
+        is loaded here, from the store's disk; an actor that does not see the store there computes nothing and
+        says so (`blobs_unreachable`), and the dispatcher sends the items again with their bytes. Without
+        `blobs`, the dispatcher loaded the items."""
+        reader = None
+        if blobs is not None:
+            reader = BlobReader(blobs)
+            if not reader.reachable():
+                return {"node": self.node_id(), "blobs_unreachable": True}
         spec = get_job_type(job_type)
         with self._lock:
             context = self.contexts.get(context_key)
@@ -94,15 +106,27 @@ class Worker:
         typed_params = spec.params(params)
         results = []
         for item in items:
-            try:
-                outcome = spec.run_item(context, typed_params, item)
-            except Exception as exc:  # one bad item must never sink its chunk
-                log.error("item %s of a %s job failed: %s", item.get("idx"), job_type,
-                          traceback.format_exception_only(type(exc), exc)[-1].strip())
-                outcome = item_error("internal_error", f"internal error: {type(exc).__name__}")
+            outcome = item_outcome(spec, context, typed_params, reader, item)
             results.append({"idx": item["idx"], "ok": outcome.ok, "result": outcome.result,
                             "artifacts": outcome.artifacts})
         return {"node": self.node_id(), "results": results}
+
+
+def item_outcome(spec: JobType, context: object, params: BaseModel, reader: BlobReader | None, item: dict,
+                 ) -> ItemOutcome:
+    """One item's outcome, its input read through `reader` first if it came by reference; whatever goes wrong
+    is this item's error, never its chunk's."""
+    if reader is not None:
+        try:
+            item = {"idx": item["idx"], "name": item["name"], **spec.load_item(reader, item["input"])}
+        except Exception as exc:  # a blob missing or damaged on disk
+            return input_unavailable(exc)
+    try:
+        return spec.run_item(context, params, item)
+    except Exception as exc:
+        log.error("item %s of a %s job failed: %s", item.get("idx"), spec.name,
+                  traceback.format_exception_only(type(exc), exc)[-1].strip())
+        return item_error("internal_error", f"internal error: {type(exc).__name__}")
 
 
 def make_workers(count: int, ready_timeout_s: float, spread: bool = True) -> list:

@@ -6,12 +6,14 @@ they are.
 
 Two halves of a job type run in different places:
 - service side (has the storage): `references` names the banks/galleries a job needs (the use case checks they
-  exist), `build_items` turns a typed `JobRequest` into items, `context_key`
-  names the job's shared context cheaply (e.g. its banks and their revisions), `prepare` builds that context's
-  payload (once per key while a job needs it, on a preparation thread, see `workers.dispatcher`) and `load_item`
-  turns an item into what a worker needs;
+  exist), `build_items` turns a typed `JobRequest` into items, `context_key` names the job's shared context
+  cheaply (e.g. its banks and their revisions) and `prepare` builds that context's payload (once per key while a
+  job needs it, on a preparation thread, see `workers.dispatcher`);
 - worker side (a Ray actor, no storage): `setup` turns the context payload into something ready to use (built
-  once per actor and context key), `run_item` computes one item from the params re-validated by `params_model`.
+  once per actor and context key), `run_item` computes one item from the params re-validated by `params_model`;
+- either side: `load_item(blobs, input)` turns an item's stored input into what `run_item` needs, reading blobs
+  by SHA-256 with `blobs.get`. A worker that sees the service's blob store runs it on a `BlobReader` of its own;
+  for one that does not, the dispatcher runs it on the store and the bytes travel through Ray.
 """
 from __future__ import annotations
 
@@ -59,6 +61,11 @@ class ItemOutcome:
 def item_error(code: str, message: str, **result: Any) -> ItemOutcome:
     """A failed item in the one error shape (`error: {code, message}`)."""
     return ItemOutcome(ok=False, result={**result, "status": "error", "error": {"code": code, "message": message}})
+
+
+def input_unavailable(exc: Exception) -> ItemOutcome:
+    """An item whose input could not be read (its blob missing or damaged): its own error, not its chunk's."""
+    return item_error("input_unavailable", f"input unavailable: {getattr(exc, 'message', exc)}")
 
 
 def invalid_job(message: str) -> InvalidInput:
@@ -124,5 +131,5 @@ def upload_items(uploads: UploadResolver, upload_ids: Sequence[str]) -> list[dic
             for upload in uploads(upload_ids)]
 
 
-def load_upload_item(storage: Any, item_input: dict) -> dict:
-    return {"data": storage.blobs.get(item_input["sha256"])}
+def load_upload_item(blobs: Any, item_input: dict) -> dict:
+    return {"data": blobs.get(item_input["sha256"])}

@@ -34,6 +34,9 @@ REPORT_SORTS = {"index": (JobItem.idx,), "distance": (JobItem.distance, JobItem.
                 "name": (JobItem.name, JobItem.idx), "status": (JobItem.verdict, JobItem.idx)}
 
 
+SUMMARY_COLUMNS = ("verdict", "kind", "bank", "distance")
+
+
 def item_summary(result: dict | None) -> dict[str, Any]:
     """The verdict and best match of an item result (the nearest match; ties to the first bank and record),
     as the columns a report page filters and sorts on."""
@@ -180,29 +183,41 @@ class JobRepository:
 
     def record_results(self, job_id: str, results: Sequence[dict], owner: str, node: str | None = None) -> int:
         """Write finished items (each {"idx", "status", "result"}) that `owner` holds the lease of; returns how
-        many were written. A result of an item whose lease went to another dispatcher is not written."""
+        many were written. A result of an item whose lease went to another dispatcher is not written.
+
+        A chunk costs two statements, not one per item: the held items are selected and locked (on SQLite the
+        unit's write transaction holds the whole database), then all their results go in one executemany."""
         job = self.session.get(Job, job_id, with_for_update=True)
         if job is None or job.status not in ACTIVE_JOB_STATES:
             return 0
-        written = failed = 0
-        for res in results:
-            updated = self.session.execute(
-                sa.update(JobItem)
-                .where(JobItem.job_id == job_id, JobItem.idx == res["idx"], JobItem.status == ITEM_PENDING,
-                       JobItem.lease_owner == owner)
-                .values(status=res["status"], result=res["result"], node=node, lease_owner=None,
-                        lease_expires_at=None, completions=JobItem.completions + 1,
-                        **item_summary(res["result"]))).rowcount
-            if updated:
-                written += 1
-                if res["status"] == ITEM_ERROR:
-                    failed += 1
-                    error = (res["result"] or {}).get("error") or {}
-                    self.events.append(("item_failed", {"job": job_id, "type": job.type, "item": res["idx"],
-                                                        "code": error.get("code", "unknown")}))
-        job.done += written
-        job.failed += failed
-        return written
+        first: dict[int, dict] = {}
+        for res in results:  # an item listed twice is written once, with its first result
+            first.setdefault(res["idx"], res)
+        held = self.session.scalars(
+            sa.select(JobItem.idx)
+            .where(JobItem.job_id == job_id, JobItem.idx.in_(list(first)), JobItem.status == ITEM_PENDING,
+                   JobItem.lease_owner == owner)
+            .order_by(JobItem.idx).with_for_update()).all()
+        written = [first[idx] for idx in held]
+        if not written:
+            return 0
+        table = JobItem.__table__
+        self.session.execute(
+            sa.update(table).where(table.c.job_id == job_id, table.c.idx == sa.bindparam("item_idx"))
+            .values(status=sa.bindparam("item_status"), result=sa.bindparam("item_result"), node=node,
+                    lease_owner=None, lease_expires_at=None, completions=table.c.completions + 1,
+                    **{column: sa.bindparam(f"item_{column}") for column in SUMMARY_COLUMNS}),
+            [{"item_idx": res["idx"], "item_status": res["status"], "item_result": res["result"],
+              **{f"item_{column}": value for column, value in item_summary(res["result"]).items()}}
+             for res in written])
+        failed = [res for res in written if res["status"] == ITEM_ERROR]
+        for res in failed:
+            error = (res["result"] or {}).get("error") or {}
+            self.events.append(("item_failed", {"job": job_id, "type": job.type, "item": res["idx"],
+                                                "code": error.get("code", "unknown")}))
+        job.done += len(written)
+        job.failed += len(failed)
+        return len(written)
 
     def count_attempt(self, job_id: str, indices: Sequence[int]) -> dict[int, int]:
         self.session.execute(sa.update(JobItem).where(JobItem.job_id == job_id, JobItem.idx.in_(indices))

@@ -1,4 +1,7 @@
-"""Uploads: files are checked by the decoder, stored once by SHA-256 and owned by their uploader."""
+"""Uploads: files are checked to be usable images, stored once by SHA-256 and owned by their uploader.
+
+The check (`imaging.check_image`) does not decode a photo at full resolution: the worker that hashes it does, and
+a file that passes here but fails there is that item's reported error."""
 from __future__ import annotations
 
 import io
@@ -9,7 +12,7 @@ from fimg_service.errors import InvalidInput, NotFound, TooLarge, problem
 from fimg_service.storage.records import UploadRecord
 from fimg_service.usecases.base import Principal, UseCases, audit
 from fimg_service.usecases.quotas import Quotas
-from imaging import DecodeBudget, DecodeError, decode
+from imaging import DecodeBudget, DecodeError, check_image
 from imaging.preview import review_png
 
 ZIP_MAX_ENTRIES = 10_000
@@ -60,10 +63,10 @@ class Uploads(UseCases):
         """Store every usable image (a .zip is expanded); the rest come back as rejected {name, code, message}.
 
         All of a request's uploads and their audit row commit together; with none usable, nothing is stored
-        and the rejection is an InvalidInput carrying `rejected`. Without `require_image` a file the decoder
+        and the rejection is an InvalidInput carrying `rejected`. Without `require_image` a file the check
         refuses is stored too (a match batch still reports its digests, which may match exactly, and its error).
-        The files of one request decode at most `max_request_pixels` together; the files past that budget are
-        rejected (`decode_budget_exceeded`) without being decoded.
+        The files of one request are checked for at most `max_request_pixels` together (as their headers declare
+        them); the files past that budget are rejected (`decode_budget_exceeded`) before their pixels are read.
         """
         accepted, rejected = [], []
         budget = DecodeBudget(self.max_request_pixels) if require_image else None
@@ -73,13 +76,13 @@ class Uploads(UseCases):
                                         name=name[:MAX_NAME_LENGTH]))
                 continue
             try:
-                decoded = decode(data, budget=budget)
+                image = check_image(data, budget=budget)
             except DecodeError as exc:
                 if require_image:
                     rejected.append(problem(exc.code, str(exc), name=name))
                     continue
-                decoded = None
-            accepted.append((name, data, decoded))
+                image = None
+            accepted.append((name, data, image))
         if not accepted:
             raise InvalidInput("none of the files is a usable image", code="no_valid_files", rejected=rejected)
         with self.storage.read() as unit:
@@ -87,8 +90,8 @@ class Uploads(UseCases):
         digests = [self.storage.blobs.put(data) for _, data, _ in accepted]
         with self.storage.unit() as unit:
             rows = [unit.uploads.add(who.key_id, name, sha256, len(data), *(
-                        (decoded.format, decoded.width, decoded.height) if decoded else ()))
-                    for (name, data, decoded), sha256 in zip(accepted, digests)]
+                        (image.format, image.width, image.height) if image else ()))
+                    for (name, data, image), sha256 in zip(accepted, digests)]
             audit(unit, who, "create", "uploads", f"{len(rows)} uploads",
                   {"ids": [r.id for r in rows], "rejected": len(rejected)})
         return rows, rejected
