@@ -39,6 +39,7 @@ from functools import lru_cache
 from typing import Iterable
 
 import numpy as np
+from numba import njit
 
 HASH_BYTES = 32
 _WORDS = 4
@@ -136,13 +137,72 @@ def _substring_shifts(starts: tuple[int, ...], lengths: tuple[int, ...]) -> tupl
     return shifts
 
 
-def _stable_argsort(keys: np.ndarray, bits: int) -> np.ndarray:
-    """Stable argsort of keys < 2**bits; two 16-bit radix passes beat a 32-bit merge sort."""
-    if bits <= 16:
-        return np.argsort(keys.astype(np.uint16), kind="stable")
-    low_order = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
-    high = (keys >> 16).astype(np.uint16)
-    return low_order[np.argsort(high[low_order], kind="stable")]
+@njit(cache=True, nogil=True)
+def _substring_key(words: np.ndarray, row: int, table: int, shifts: tuple) -> int:
+    """Bits of one row's substring `table`, by the formula and shifts of `_substring_keys`."""
+    first_word, second_word, left, right, straddles, down, mask = shifts
+    first = words[row, first_word[table]] << left[table]
+    second = (words[row, second_word[table]] >> right[table]) * straddles[table]
+    return np.int64(((first | second) >> down[table]) & mask[table])
+
+
+@njit(cache=True, nogil=True)
+def _fill_tables(
+    words: np.ndarray, shifts: tuple, lengths: np.ndarray, bases: np.ndarray, offsets: np.ndarray,
+    table_rows: np.ndarray,
+) -> None:
+    """Fill a segment's CSR tables. One pass over the words parks every table's keys in its own part of
+    `table_rows`, which `_sort_table` then overwrites with the rows."""
+    rows = words.shape[0]
+    partitioned = np.empty(rows, np.int64)
+    for row in range(rows):
+        for table in range(len(lengths)):
+            table_rows[table * rows + row] = _substring_key(words, row, table, shifts)
+    for table in range(len(lengths)):
+        first = table * rows
+        _sort_table(table_rows[first : first + rows], lengths[table], bases[table], first, offsets, partitioned)
+    offsets[len(offsets) - 1] = len(table_rows)
+
+
+@njit(cache=True, nogil=True)
+def _sort_table(
+    keys_then_rows: np.ndarray, bits: int, base: int, first: int, offsets: np.ndarray, partitioned: np.ndarray
+) -> None:
+    """Stable counting sort of one table's rows by key, and the offsets of its 2**bits buckets.
+
+    In two levels of about 2**(bits / 2) counters each, as one level of 2**bits counters misses the cache on
+    almost every row: the rows are partitioned by the key's high part (kept as key << 32 | row), then each
+    partition, which spans a run of consecutive buckets, is counted and placed by the low part.
+    """
+    low_bits = bits - bits // 2
+    low_mask = (1 << low_bits) - 1
+    partition_next = np.zeros((1 << (bits // 2)) + 1, np.int64)
+    for row in range(len(keys_then_rows)):
+        partition_next[(keys_then_rows[row] >> low_bits) + 1] += 1
+    for partition in range(1, len(partition_next)):
+        partition_next[partition] += partition_next[partition - 1]
+    for row in range(len(keys_then_rows)):
+        key = np.int64(keys_then_rows[row])
+        position = partition_next[key >> low_bits]
+        partitioned[position] = (key << 32) | row
+        partition_next[key >> low_bits] = position + 1
+    bucket_next = np.empty(1 << low_bits, np.int64)
+    begin = bucket_start = 0
+    for partition in range(1 << (bits // 2)):
+        end = partition_next[partition]  # after the scatter, where the partition ends
+        bucket_next[:] = 0
+        for entry in range(begin, end):
+            bucket_next[(partitioned[entry] >> 32) & low_mask] += 1
+        for low in range(1 << low_bits):
+            count = bucket_next[low]
+            offsets[base + (partition << low_bits) + low] = first + bucket_start
+            bucket_next[low] = bucket_start
+            bucket_start += count
+        for entry in range(begin, end):
+            low = (partitioned[entry] >> 32) & low_mask
+            keys_then_rows[bucket_next[low]] = partitioned[entry] & 0xFFFFFFFF
+            bucket_next[low] += 1
+        begin = end
 
 
 @lru_cache(maxsize=128)
@@ -241,23 +301,12 @@ class _Segment:
         rows = len(ids)
         lengths = _choose_lengths(rows)
         index_type = np.int32 if len(lengths) * rows < 2**31 else np.int64
-        offsets, table_rows = [], []
-        start = 0
-        for table, bits in enumerate(lengths):
-            keys = _substring_keys(words, (start,), (bits,))[:, 0]
-            counts = np.bincount(keys, minlength=1 << bits)
-            offsets.append((np.cumsum(counts) - counts + table * rows).astype(index_type))
-            table_rows.append(_stable_argsort(keys, bits).astype(np.int32))
-            start += bits
-        offsets.append(np.array([len(lengths) * rows], dtype=index_type))
-        return cls(
-            ids,
-            words,
-            np.ones(rows, dtype=bool),
-            lengths,
-            np.concatenate(offsets),
-            np.concatenate(table_rows) if table_rows else np.empty(0, dtype=np.int32),
-        )
+        offsets = np.zeros(_key_bases(lengths)[-1] + 1, dtype=index_type)
+        table_rows = np.empty(len(lengths) * rows, dtype=np.int32)
+        if lengths:
+            shifts = _substring_shifts(_starts(lengths), lengths)
+            _fill_tables(words, shifts, np.array(lengths), _key_bases(lengths), offsets, table_rows)
+        return cls(ids, words, np.ones(rows, dtype=bool), lengths, offsets, table_rows)
 
     @property
     def live(self) -> int:
