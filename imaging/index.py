@@ -296,8 +296,11 @@ class _Segment:
 
     @classmethod
     def build(cls, ids: np.ndarray, words: np.ndarray) -> "_Segment":
-        order = np.argsort(ids, kind="stable")
-        ids, words = ids[order], np.ascontiguousarray(words[order])
+        """A segment over unique `ids` and their `words`, which it keeps as they are when already in id order
+        (so the caller passes arrays of its own, not views of someone else's)."""
+        if (ids[1:] < ids[:-1]).any():
+            order = np.argsort(ids, kind="stable")
+            ids, words = ids[order], words[order]
         rows = len(ids)
         lengths = _choose_lengths(rows)
         index_type = np.int32 if len(lengths) * rows < 2**31 else np.int64
@@ -429,10 +432,10 @@ class HammingIndex:
         ids = ids.astype(np.int64)
         if len(ids) == 0:
             return
-        unique_ids = np.unique(ids)
-        if len(unique_ids) != len(ids):
+        # Ids in increasing order (a fresh bank's usually are) are unique without sorting them.
+        if not (ids[1:] > ids[:-1]).all() and len(np.unique(ids)) != len(ids):
             raise ValueError("ids repeat within one add() call")
-        self._kill(unique_ids)
+        self._kill(ids)
         self._segments.append(_Segment.build(ids, _to_words(hashes)))
         while len(self._segments) >= 2 and self._segments[-2].live < _MERGE_RATIO * self._segments[-1].live:
             self._segments[-2:] = [_merge(self._segments[-2:])]

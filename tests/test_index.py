@@ -121,6 +121,8 @@ def test_re_adding_an_id_replaces_its_hash_and_repeats_within_a_batch_are_refuse
     assert index.search(new[None], 0)[0][0].tolist() == [1, 2]
     with pytest.raises(ValueError, match="repeat"):
         index.add(np.stack([old, old]), np.array([5, 5]))
+    with pytest.raises(ValueError, match="repeat"):
+        index.add(np.stack([old, new, new]), np.array([5, 6, 6]))  # in order, yet not unique
     assert len(index) == 2
 
 
