@@ -3,6 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from imaging import index as index_module
 from imaging.index import HammingIndex, hashes_from_hex
 
 DISTANCES = [0, 1, 15, 16, 31, 32, 40, 64]
@@ -120,6 +121,8 @@ def test_re_adding_an_id_replaces_its_hash_and_repeats_within_a_batch_are_refuse
     assert index.search(new[None], 0)[0][0].tolist() == [1, 2]
     with pytest.raises(ValueError, match="repeat"):
         index.add(np.stack([old, old]), np.array([5, 5]))
+    with pytest.raises(ValueError, match="repeat"):
+        index.add(np.stack([old, new, new]), np.array([5, 6, 6]))  # in order, yet not unique
     assert len(index) == 2
 
 
@@ -179,6 +182,50 @@ def test_load_rejects_a_file_with_inconsistent_tables(tmp_path, random_bank):
     np.savez(tmp_path / "broken.npz", **arrays)
     with pytest.raises(ValueError, match="inconsistent"):
         HammingIndex.load(tmp_path / "broken.npz")
+
+
+def expected_tables(words_in_row_order: np.ndarray, lengths: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The segment's CSR tables by their definition: per table, the rows in stable order of their substring
+    value (read from the unpacked bits) and the first position of each value."""
+    bits = np.unpackbits(words_in_row_order.astype(">u8").view(np.uint8), axis=1).astype(np.int64)
+    rows = len(bits)
+    offsets, table_rows, start = [], [], 0
+    for table, width in enumerate(lengths):
+        keys = bits[:, start : start + width] @ (1 << np.arange(width - 1, -1, -1))
+        offsets.append(table * rows + np.searchsorted(np.sort(keys), np.arange(1 << width)))
+        table_rows.append(np.argsort(keys, kind="stable"))
+        start += width
+    return np.concatenate(offsets + [[len(lengths) * rows]]), np.concatenate(table_rows)
+
+
+# 4095 -> 4096 rows is where the substring widths grow; both sizes mix two widths, odd and even.
+@pytest.mark.parametrize("rows", [256, 4095, 4096])
+def test_segment_tables_equal_a_stable_argsort_of_each_substring(rows):
+    assert max(index_module._choose_lengths(4095)) < max(index_module._choose_lengths(4096))
+    rng = np.random.default_rng(rows)
+    hashes = random_hashes(rng, rows)
+    hashes[rows // 2 : rows // 2 + 40] = hashes[3]  # duplicate hashes
+    near = rows // 4  # near copies: many shared substrings, so duplicate keys in every table
+    hashes[-near:] = flip_bits(rng, hashes[:near], rng.integers(0, 8, size=near))
+    ids = rng.permutation(rows).astype(np.int64) * 7 - 100  # not in id order: the segment sorts them
+    index = HammingIndex()
+    index.add(hashes, ids)
+    (segment,) = index._segments
+    np.testing.assert_array_equal(segment.ids, np.sort(ids))
+    offsets, table_rows = expected_tables(segment.words, segment.lengths)
+    assert segment.offsets.dtype == np.int32 and segment.table_rows.dtype == np.int32
+    np.testing.assert_array_equal(segment.offsets, offsets)
+    np.testing.assert_array_equal(segment.table_rows, table_rows)
+    # Segments of 2**31 / m rows and more get int64 offsets, a separate compiled specialisation.
+    lengths = segment.lengths
+    wide_offsets = np.zeros_like(segment.offsets, dtype=np.int64)
+    wide_table_rows = np.empty_like(segment.table_rows)
+    index_module._fill_tables(
+        segment.words, index_module._substring_shifts(index_module._starts(lengths), lengths), np.array(lengths),
+        index_module._key_bases(lengths), wide_offsets, wide_table_rows,
+    )
+    np.testing.assert_array_equal(wide_offsets, offsets)
+    np.testing.assert_array_equal(wide_table_rows, table_rows)
 
 
 def test_hashes_from_hex():
