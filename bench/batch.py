@@ -21,7 +21,7 @@ Per set, on the same files:
   runs from the first process starting its loop after the barrier to the last one finishing it.
 - ratio_vs_reference: images_per_s / reference_images_per_s.
 - pool_efficiency: images_per_s / (workers x one-core throughput), one core being the same per-item work
-  (`match_batch.setup` once, then `run_item` with dihedral lookups) timed in this process on up to 30 of the
+  (the bank built once, then `run_item` with dihedral lookups) timed in this process on up to 30 of the
   distinct files, after the service has stopped.
 - peak_rss_mb: the peak of the summed RSS of this process (the service runs in it) and all its descendants (Ray's
   GCS, raylet and workers, the reaper), sampled every 0.2 s while the job runs. Pages shared between processes
@@ -236,12 +236,12 @@ def reference_images_per_s(batch: list[Path], bank_pdqs: np.ndarray, processes: 
 
 def one_core_seconds_per_image(files: list[Path], bank_csv: str) -> float:
     from imaging.banks import parse_bank
-    from imaging.matching import BankEntry
+    from imaging.matching import BankEntry, BankMatcher
     from workers import match_batch
 
     records, _ = parse_bank(bank_csv, "csv")
-    matchers = match_batch.setup([{"name": "bench", "threshold": None, "entries": [
-        BankEntry(r.record_id, r.victim_id, r.pdq, r.md5, r.sha1, r.sha256) for r in records]}])
+    matchers = [BankMatcher("bench", [BankEntry(r.record_id, r.victim_id, r.pdq, r.md5, r.sha1, r.sha256)
+                                      for r in records])]
     params = match_batch.MatchParams(banks=["bench"], dihedral=True)
     sample = [path.read_bytes() for path in files[:ONE_CORE_SAMPLE]]
     cv2.setNumThreads(1)  # as in an actor (workers/pool.py): one core means one thread

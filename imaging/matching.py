@@ -1,7 +1,7 @@
 """Matching query hashes against a bank of identified records: what a match *is*, apart from how it is indexed.
 
-A bank is held as exact-digest dictionaries (MD5, SHA-1, SHA-256) plus three `HammingIndex`es of PDQ-style
-hashes. Exact digests match whatever the image quality; PDQ matches need quality >= PDQ_MIN_QUALITY on the query
+A bank is held as sorted exact digests (MD5, SHA-1, SHA-256) plus three `HammingIndex`es of PDQ-style hashes
+(records' own, their stored variants, their regions), all numpy arrays. Exact digests match whatever the image quality; PDQ matches need quality >= PDQ_MIN_QUALITY on the query
 (Meta's rule: weaker hashes are too unreliable to act on). The rules, each reported as its own `kind`:
 
 - the query's PDQ hash (and its probes: `QueryHashes.variants` from `imaging.robust.query_variants`) against
@@ -26,6 +26,7 @@ from the record alone, so its report is the same whatever else the bank holds an
 """
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -41,7 +42,7 @@ from imaging.index import HammingIndex
 from imaging.pdq import PDQ_MIN_QUALITY, PDQ_THRESHOLD, pdq, pdq_dihedral
 from imaging.regions import QUERY_REGIONS, REGION_KIND, REGION_THRESHOLD, RegionHash, region_hashes, region_match
 from imaging.robust import bank_variants, query_variants
-from imaging.signals import EXACT_KINDS, kind_order
+from imaging.signals import EXACT_KINDS, hex_length, is_valid, kind_order
 
 # Set on bench/robustness.py (docs/robustness.md): variants at 20 keep all but 0.4% of their recall at 31.
 VARIANT_THRESHOLD = 20
@@ -117,29 +118,31 @@ class QueryHashes:
 
 
 class BankMatcher:
-    """One bank, ready to answer queries. Built once per worker and reused for every item."""
+    """One bank, ready to answer queries. Built once per bank revision and reused for every item.
+
+    Everything it holds per record or per row is a numpy array (no Python object per record), so a built bank
+    put in Ray's object store is mapped, not copied, by every actor of a node, and a bank of millions of records
+    costs its arrays, not millions of objects. Only a matched record's columns become Python values.
+    """
 
     def __init__(self, name: str, entries: Sequence[BankEntry], threshold: int | None = None):
         self.name = name
         self.threshold = PDQ_THRESHOLD if threshold is None else threshold
-        self.entries = list(entries)
-        self._exact: dict[str, dict[str, list[int]]] = {kind: defaultdict(list) for kind in EXACT_KINDS}
-        rows: dict[str, list[tuple[int, str, bytes]]] = {"own": [], "unflipped": [], "variant": [], "region": []}
-        for i, entry in enumerate(self.entries):
-            for kind in EXACT_KINDS:
-                value = getattr(entry, kind)
-                if value:
-                    self._exact[kind][value.lower()].append(i)
+        self._records = _Records(entries)
+        self._exact = {kind: _DigestIndex(kind, [getattr(entry, kind) for entry in entries]) for kind in EXACT_KINDS}
+        self._holds_flips = np.array([entry.holds_flips for entry in entries], dtype=bool)
+        rows: dict[str, list[tuple[int, str, bytes]]] = {"own": [], "variant": [], "region": []}
+        for i, entry in enumerate(entries):
             if entry.pdq:
                 rows["own"].append((i, "pdq", bytes.fromhex(entry.pdq)))
-                if not entry.holds_flips:
-                    rows["unflipped"].append((i, "pdq", bytes.fromhex(entry.pdq)))
             rows["variant"] += [(i, kind, variant.to_bytes()) for kind, variant in entry.variant_hashes]
             rows["region"] += [(i, REGION_KIND, region.to_bytes()) for region in entry.regions]
         self._indexes = {name: _RowIndex(found) for name, found in rows.items()}
+        bare = np.array([bool(entry.pdq) and not entry.holds_flips for entry in entries], dtype=bool)
+        self._flips_wanted = bool(bare.any())
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self._records)
 
     def probes(self, query: QueryHashes) -> list[tuple[str, PdqHash]]:
         """The hashes a query is looked up with in every record's own hash and stored variants, each with the
@@ -150,7 +153,7 @@ class BankMatcher:
     def flip_probes(self, query: QueryHashes) -> list[tuple[str, PdqHash]]:
         """The query's seven flips and right-angle turns, looked up only in the own hashes of records that hold
         none of theirs (imported from a hash list), and only if the bank has such records."""
-        if not (query.pdq_usable and len(self._indexes["unflipped"])):
+        if not (query.pdq_usable and self._flips_wanted):
             return []
         return [("pdq_dihedral", h) for h in query.dihedral[1:]]
 
@@ -168,21 +171,22 @@ class BankMatcher:
         for kind in EXACT_KINDS:
             value = getattr(query, kind)
             if value:
-                for entry_idx in self._exact[kind].get(value.lower(), ()):
+                for entry_idx in self._exact[kind].find(value):
                     offer(entry_idx, kind, 0)
         # Which rows a probe meets depends only on the record it belongs to, never on the bank's other records:
         # a record's report is then the same whatever else the bank holds (tests/test_determinism.py).
+        # Flips meet only the own hashes of records that hold none of their own.
         probes, flips = self.probes(query), self.flip_probes(query)
-        for rows, searched, radius in ((self._indexes["own"], probes, threshold),
-                                       (self._indexes["unflipped"], flips, threshold),
+        for rows, searched, radius in ((self._indexes["own"], probes + flips, threshold),
                                        (self._indexes["variant"], probes, min(threshold, VARIANT_THRESHOLD))):
             for probe, _, entry_idx, stored_kind, distance in rows.search([h for _, h in searched], radius):
+                if probe >= len(probes) and self._holds_flips[entry_idx]:
+                    continue
                 offer(entry_idx, match_kind(searched[probe][0], stored_kind), distance)
         for entry_idx, distance in self._region_matches(query.regions):
             offer(entry_idx, REGION_KIND, distance)
-        matches = [Match(self.name, entry.record_id, entry.victim_id, kind, distance, entry.provenance,
-                         entry.content_id)
-                   for i, (kind, distance) in best.items() if (entry := self.entries[i]).active(now)]
+        matches = [self._records.match(self.name, i, kind, distance)
+                   for i, (kind, distance) in best.items() if self._records.active(i, now)]
         return sorted(matches, key=lambda m: (m.distance, kind_order(m.kind), m.record_id))
 
     def _region_matches(self, regions: Sequence[RegionHash]) -> list[tuple[int, int]]:
@@ -194,13 +198,109 @@ class BankMatcher:
                 if (distance := region_match(pairs)) is not None]
 
 
+class _Texts:
+    """Optional strings, one per record, packed into one UTF-8 buffer and its end offsets (a column that is all
+    absent costs nothing per record)."""
+
+    def __init__(self, values: Iterable[str | None]):
+        encoded = [None if value is None else value.encode() for value in values]
+        self.present = _Presence([value is not None for value in encoded])
+        lengths = np.array([len(value or b"") for value in encoded], dtype=np.int64)
+        self.ends = np.cumsum(lengths) if self.present.any else np.zeros(0, dtype=np.int64)
+        if len(self.ends) and self.ends[-1] < 2**31:
+            self.ends = self.ends.astype(np.int32)
+        self.buffer = np.frombuffer(b"".join(value or b"" for value in encoded), dtype=np.uint8).copy()
+
+    def __getitem__(self, i: int) -> str | None:
+        if not self.present[i]:
+            return None
+        start = int(self.ends[i - 1]) if i else 0
+        return self.buffer[start:int(self.ends[i])].tobytes().decode()
+
+
+class _Presence:
+    """Which records have a value: one flag each, unless all or none do."""
+
+    def __init__(self, flags: Sequence[bool]):
+        self.all, self.any = all(flags), any(flags)
+        self.flags = None if self.all or not self.any else np.array(flags, dtype=bool)
+
+    def __getitem__(self, i: int) -> bool:
+        return self.all if self.flags is None else bool(self.flags[i])
+
+
+class _Ints:
+    """Optional integers, one per record (nothing per record when none has one)."""
+
+    def __init__(self, values: Iterable[int | None]):
+        listed = list(values)
+        self.present = _Presence([value is not None for value in listed])
+        self.values = np.array([value or 0 for value in listed] if self.present.any else [], dtype=np.int64)
+
+    def __getitem__(self, i: int) -> int | None:
+        return int(self.values[i]) if self.present[i] else None
+
+
+class _Records:
+    """What a match reports of its record, and whether the record is active, as columns."""
+
+    def __init__(self, entries: Sequence[BankEntry]):
+        self.record_id = _Texts(entry.record_id for entry in entries)
+        self.victim_id = _Texts(entry.victim_id for entry in entries)
+        self.source = _Texts(entry.provenance.source for entry in entries)
+        self.source_id = _Texts(entry.provenance.source_id for entry in entries)
+        self.member_id = _Texts(entry.provenance.member_id for entry in entries)
+        self.tags = _Texts(json.dumps(entry.provenance.tags) if entry.provenance.tags else None for entry in entries)
+        self.enabled = np.array([entry.enabled for entry in entries], dtype=bool)
+        self.disabled_until = _Ints(entry.disabled_until for entry in entries)
+        self.content_id = _Ints(entry.content_id for entry in entries)
+
+    def __len__(self) -> int:
+        return len(self.enabled)
+
+    def active(self, i: int, now: float) -> bool:
+        until = self.disabled_until[i]
+        return bool(self.enabled[i]) and (until is None or now >= until)
+
+    def match(self, bank: str, i: int, kind: str, distance: int) -> Match:
+        tags = self.tags[i]
+        provenance = Provenance(self.source[i], self.source_id[i], self.member_id[i],
+                                tuple(json.loads(tags)) if tags else ())
+        return Match(bank, self.record_id[i], self.victim_id[i], kind, distance, provenance, self.content_id[i])
+
+
+class _DigestIndex:
+    """Records by one exact digest: the digests' bytes sorted, searched by bisection. A stored value that is not
+    a digest of that kind can equal no query (queries are validated), so it is left out."""
+
+    def __init__(self, kind: str, values: Sequence[str | None]):
+        self.width = hex_length(kind) // 2
+        kept = [(i, value) for i, value in enumerate(values) if value and is_valid(kind, value)]
+        keys = np.array([bytes.fromhex(value) for _, value in kept], dtype=f"S{self.width}")
+        order = np.argsort(keys, kind="stable")
+        self.keys = keys[order]
+        self.entry = np.array([i for i, _ in kept], dtype=np.int64)[order]
+
+    def find(self, value: str) -> list[int]:
+        if len(value) != 2 * self.width:
+            return []
+        try:
+            key = np.array(bytes.fromhex(value), dtype=f"S{self.width}")
+        except ValueError:
+            return []
+        start, end = np.searchsorted(self.keys, key, side="left"), np.searchsorted(self.keys, key, side="right")
+        return self.entry[start:end].tolist()
+
+
 class _RowIndex:
     """Rows of one rule (records' own hashes, their variants or their regions) in a HammingIndex, each row
     remembering its record and kind."""
 
     def __init__(self, rows: Sequence[tuple[int, str, bytes]]):
         self.entry = np.asarray([entry_idx for entry_idx, _, _ in rows], dtype=np.int64)
-        self.kind = [kind for _, kind, _ in rows]
+        self.kinds = tuple(sorted({kind for _, kind, _ in rows}))
+        codes = {kind: code for code, kind in enumerate(self.kinds)}
+        self.kind = np.array([codes[kind] for _, kind, _ in rows], dtype=np.uint8)
         self.index = HammingIndex()
         if rows:
             hashes = np.frombuffer(b"".join(value for _, _, value in rows), dtype=np.uint8).reshape(-1, 32)
@@ -214,7 +314,7 @@ class _RowIndex:
         if not probes or not len(self.index):
             return []
         found = self.index.search(np.stack([np.frombuffer(h.to_bytes(), dtype=np.uint8) for h in probes]), radius)
-        return [(probe, row, int(self.entry[row]), self.kind[row], int(distance))
+        return [(probe, row, int(self.entry[row]), self.kinds[self.kind[row]], int(distance))
                 for probe, (rows, distances) in enumerate(found)
                 for row, distance in zip(rows.tolist(), distances.tolist())]
 

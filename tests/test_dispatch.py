@@ -10,6 +10,7 @@ import secrets
 import statistics
 import time
 
+import numpy as np
 import ray
 
 from conftest import make_settings
@@ -127,3 +128,45 @@ def test_a_job_that_is_over_gives_its_context_back(service):
     while (dispatcher.contexts or worker_context_keys(service)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not dispatcher.contexts and not worker_context_keys(service)
+
+
+def test_the_actors_of_a_node_share_one_built_bank(ray_session):
+    """A bank is built once (by the service) and put in Ray's object store; each actor maps its arrays instead of
+    holding a copy: an actor's own memory grows by a small part of the bank while it matches against it."""
+    import pickle
+
+    import psutil
+
+    from imaging.matching import BankEntry, BankMatcher
+    from workers.pool import make_workers
+
+    rng = np.random.default_rng(12)
+    hashes = rng.integers(0, 256, size=(200_000, 32), dtype=np.uint8)
+    bank = [BankMatcher("shared", [BankEntry(f"r{i}", f"victim-{i}", pdq=row.tobytes().hex(), md5=f"{i:032x}")
+                                   for i, row in enumerate(hashes)])]
+    buffers: list = []
+    inline = len(pickle.dumps(bank, protocol=5, buffer_callback=buffers.append))
+    mapped = sum(buffer.raw().nbytes for buffer in buffers)
+    assert inline < 0.01 * mapped, "a built bank is arrays, not a Python object per record"
+
+    workers = make_workers(2, 60)
+    try:
+        items = [{"idx": i, "name": f"h{i}", "hashes": {"pdq": hashes[i * 997].tobytes().hex()}} for i in range(20)]
+
+        def run(key: str, ref) -> list[dict]:
+            ray.get([w.warm.remote("match_batch", key, [ref]) for w in workers])
+            return ray.get([w.run_chunk.remote("match_batch", {"banks": ["shared"]}, key, [ref], items, None)
+                            for w in workers])
+
+        run("warm-up", ray.put([BankMatcher("shared", [])]))  # the job modules' imports, before measuring
+        processes = [psutil.Process(pid) for pid in ray.get([w.pid.remote() for w in workers])]
+        before = [p.memory_full_info().uss for p in processes]
+        outputs = run("bank", ray.put(bank))
+        grown = [p.memory_full_info().uss - start for p, start in zip(processes, before)]
+        for output in outputs:
+            assert [r["result"]["matches"][0]["record_id"] for r in output["results"]] == \
+                [f"r{i * 997}" for i in range(20)]
+        assert max(grown) < 0.3 * mapped, (grown, mapped)
+    finally:
+        for worker in workers:
+            ray.kill(worker)

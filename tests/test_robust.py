@@ -112,7 +112,7 @@ def banked(fixtures_dir) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def matcher(fixtures_dir) -> BankMatcher:
+def entries(fixtures_dir) -> list[BankEntry]:
     """A bank enrolled as the service enrols images (`hashes_for_bank(..., robust=True)`), its `extra_hashes`
     through JSON as the database column keeps them, read back as `workers.match_batch.prepare` reads them."""
     entries = []
@@ -121,6 +121,11 @@ def matcher(fixtures_dir) -> BankMatcher:
         stored = json.loads(json.dumps(record["extra_hashes"]))
         entries.append(bank_entry(name, f"victim-{name}", record["pdq"], record["md5"], record["sha1"],
                                   record["sha256"], stored))
+    return entries
+
+
+@pytest.fixture(scope="module")
+def matcher(entries) -> BankMatcher:
     return BankMatcher("robust", entries)
 
 
@@ -209,7 +214,7 @@ def test_cropped_pictures_match_by_their_regions(matcher, banked, name, edit):
     assert matches[0].distance <= REGION_THRESHOLD
 
 
-def test_a_banked_picture_inside_a_collage_is_found_by_its_regions(matcher, banked):
+def test_a_banked_picture_inside_a_collage_is_found_by_its_regions(entries, banked):
     """Tipline images are often collages. A query keeps its QUERY_REGIONS strongest regions over the whole collage,
     so a picture in it is found only when enough of them fall on it (here obama, beside an unbanked picture)."""
     left, right = banked["obama"], banked["coaster"]
@@ -219,7 +224,7 @@ def test_a_banked_picture_inside_a_collage_is_found_by_its_regions(matcher, bank
     collage = Image.new("RGB", (halves[0].width + halves[1].width + 20, height), "white")
     collage.paste(halves[0], (0, 0))
     collage.paste(halves[1], (halves[0].width + 20, 0))
-    unbanked = BankMatcher("robust", [e for e in matcher.entries if e.record_id != "coaster"])
+    unbanked = BankMatcher("robust", [e for e in entries if e.record_id != "coaster"])
     matches = unbanked.match(query_for(jpeg(np.asarray(collage), 85)))
     assert [(m.record_id, m.kind) for m in matches] == [("obama", "pdq_region")]
     assert matches[0].distance <= REGION_THRESHOLD

@@ -6,10 +6,10 @@ hold, so a restarted service resumes every queued or running job and redoes only
 worker died (or that did not come back within the chunk timeout) is retried item by item; an item that kills its
 worker `max_attempts` times is reported as an error, so a poison file costs itself, never its batch.
 
-Nothing slow runs on the dispatch loop. A job's context (a bank snapshot, a gallery matrix) is read from the
-database by a preparation thread and built by each actor's `setup` thread; until both are done the job simply
-sends no chunks, and every other job goes on. A context lives while an active job needs it: when the last such
-job finishes, fails or is cancelled, the snapshot and every actor's copy are dropped.
+Nothing slow runs on the dispatch loop. A job's context (built banks, a gallery matrix) is read from the database
+by a preparation thread, put in Ray's object store and taken up by each actor's `setup` thread; until both are
+done the job simply sends no chunks, and every other job goes on. A context lives while an active job needs it:
+when the last such job finishes, fails or is cancelled, the stored object and every actor's hold on it are dropped.
 
 Several dispatchers (service replicas) may share one database: each claims items with a lease
 (`JobRepository.claim_items`), a heartbeat thread renews its leases, and a dispatcher that dies simply stops

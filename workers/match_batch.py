@@ -84,8 +84,10 @@ def context_key(storage, params: dict) -> str:
                                for bank in _banks(storage, params["banks"]))
 
 
-def prepare(storage, params: dict) -> list[dict]:
-    snapshot = []
+def prepare(storage, params: dict) -> list[BankMatcher]:
+    """The job's banks, built here once per context: the dispatcher puts them in Ray's object store, where every
+    actor of a node maps the same arrays instead of building (and holding) a copy of its own."""
+    matchers = []
     for bank in _banks(storage, params["banks"]):
         with storage.read() as unit:
             records = unit.banks.records(bank.id)
@@ -93,18 +95,15 @@ def prepare(storage, params: dict) -> list[dict]:
                               provenance=Provenance(r.source, r.source_id, r.member_id, r.labels),
                               enabled=r.enabled, disabled_until=r.disabled_until, content_id=r.id)
                    for r in records]
-        snapshot.append({"name": bank.name, "threshold": bank.threshold, "entries": entries})
-    return snapshot
+        del records
+        matchers.append(BankMatcher(bank.name, entries, bank.threshold))
+    return matchers
 
 
 def load_item(blobs, item_input: dict) -> dict:
     if "hashes" in item_input:
         return {"hashes": item_input["hashes"]}
     return load_upload_item(blobs, item_input)
-
-
-def setup(snapshot: list[dict]) -> list[BankMatcher]:
-    return [BankMatcher(b["name"], b["entries"], b["threshold"]) for b in snapshot]
 
 
 def run_item(matchers: list[BankMatcher], params: MatchParams, item: dict) -> ItemOutcome:
@@ -161,7 +160,6 @@ JOB_TYPES = [JobType(
     context_key=context_key,
     prepare=prepare,
     load_item=load_item,
-    setup=setup,
     run_item=run_item,
     report_csv=report_csv,
 )]

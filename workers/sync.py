@@ -9,7 +9,6 @@ recently used first. A bank that changed is rebuilt after the change (`Lookups.w
 """
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 from collections import OrderedDict
@@ -57,17 +56,15 @@ class LookupCache:
         with self._lock:
             return list(self.matchers)
 
-    def load(self, key: str, snapshot_ref: list) -> None:
-        """Build one bank from its snapshot (a one-element list, fetched only if the bank is not built yet)."""
+    def load(self, key: str, bank_ref: list) -> None:
+        """Take one built bank (a one-element list, fetched only if the cache lacks it)."""
         with self._lock:
             building = self._building.setdefault(key, threading.Lock())
         with building:
             with self._lock:
                 if key in self.matchers:
                     return
-            matcher = match_batch.setup(ray.get(snapshot_ref[0]))[0]
-            gc.collect()
-            gc.freeze()  # a built bank lives long: the collector need not walk its million objects on every lookup
+            matcher = ray.get(bank_ref[0])[0]
             with self._lock:
                 for stale in [k for k in self.matchers if bank_identity(k) == bank_identity(key)]:
                     del self.matchers[stale]
@@ -99,8 +96,8 @@ class LookupCache:
 
 
 class Lookups:
-    """The service's side of the lookup cache: names banks by revision (cheap), reads a bank's snapshot from
-    the database only when the cache lacks it, and rebuilds changed banks in the background."""
+    """The service's side of the lookup cache: names banks by revision (cheap), reads and builds a bank
+    only when the cache lacks it, and rebuilds changed banks in the background."""
 
     def __init__(self, storage, max_records: int):
         self.storage = storage
@@ -119,8 +116,8 @@ class Lookups:
                 loading = self._loading.setdefault(key, threading.Lock())
             with loading:
                 if key not in ray.get(self.cache.cached.remote(), timeout=SYNC_TIMEOUT_S):
-                    snapshot = ray.put(match_batch.prepare(self.storage, {"banks": [name]}))
-                    ray.get(self.cache.load.remote(key, [snapshot]), timeout=SYNC_TIMEOUT_S)
+                    built = ray.put(match_batch.prepare(self.storage, {"banks": [name]}))
+                    ray.get(self.cache.load.remote(key, [built]), timeout=SYNC_TIMEOUT_S)
             with self._guard:
                 self._loading.pop(key, None)
 
