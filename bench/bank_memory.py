@@ -38,7 +38,7 @@ class PrivateCopy:
 
     def take(self, payload: bytes) -> int:
         self.bank = pickle.loads(payload)
-        return len(self.bank[0])
+        return len(self.bank)
 
     def pid(self) -> int:
         return os.getpid()
@@ -57,7 +57,7 @@ def main() -> None:
     hashes = rng.integers(0, 256, size=(args.records, 32), dtype=np.uint8)
     entries = [BankEntry(f"r{i}", pdq=row.tobytes().hex(), content_id=i + 1) for i, row in enumerate(hashes)]
     started = time.perf_counter()
-    bank = [BankMatcher("bench", entries)]
+    bank = BankMatcher("bench", entries)
     build_s = time.perf_counter() - started
     del entries
     buffers: list = []
@@ -80,10 +80,10 @@ def main() -> None:
         return ray.get([w.run_chunk.remote("match_batch", {"banks": ["bench"]}, key, [ref], items, None)
                         for w in workers])
 
-    serve("warm-up", ray.put([BankMatcher("bench", [])]))
+    serve("warm-up", ray.put([ray.put(BankMatcher("bench", []))]))
     before = [uss(pid) for pid in pids]
     started = time.perf_counter()
-    ref = ray.put(bank)
+    ref = ray.put([ray.put(bank)])  # a job's context: references to its built banks
     put_s = time.perf_counter() - started
     started = time.perf_counter()
     ray.get([w.warm.remote("match_batch", "bank", [ref]) for w in workers])

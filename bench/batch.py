@@ -26,6 +26,7 @@ Per set, on the same files:
 - peak_rss_mb: the peak of the summed RSS of this process (the service runs in it) and all its descendants (Ray's
   GCS, raylet and workers, the reaper), sampled every 0.2 s while the job runs. Pages shared between processes
   count once per process. With RAY_ADDRESS set, Ray's processes are not descendants and are not counted.
+- Beside them (diagnostics): the CPU seconds each kind of process of that tree used while the job ran.
 """
 from __future__ import annotations
 
@@ -71,8 +72,9 @@ class ServiceRun:
     workers: int
     import_s: float
     batch_s: float
-    first_result_s: float  # from submission: mostly the bank's snapshot read and each actor's index built
+    first_result_s: float  # from submission: mostly the bank read from the database and built
     peak_rss_mb: float
+    cpu_seconds: dict[str, float]  # while the job ran, per kind of process
 
 
 def seeded_crop(photo_size: tuple[int, int], aspect: float, rng: np.random.Generator) -> tuple[int, int, int, int]:
@@ -113,31 +115,42 @@ def random_bank(records: int, seed: int = 11) -> tuple[np.ndarray, str]:
     return pdqs, "\n".join(lines) + "\n"
 
 
-def process_tree_rss() -> int:
-    root = psutil.Process()
-    total = 0
-    for process in [root, *root.children(recursive=True)]:
-        try:
-            total += process.memory_info().rss
-        except psutil.Error:  # ended between the listing and the reading
-            pass
-    return total
-
-
 class PeakRss:
-    """While open, samples `process_tree_rss` every `interval_s` in a thread and keeps the peak."""
+    """While open, samples the process tree (this process and all its descendants) every `interval_s` in a thread:
+    the peak of the summed RSS, and the CPU time each process used while it was seen, by kind of process."""
 
     def __init__(self, interval_s: float = 0.2) -> None:
         self.interval_s = interval_s
         self.peak_bytes = 0
+        self._cpu: dict[int, tuple[str, float, float]] = {}  # pid -> (kind, first cpu seconds, last)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
+        root = psutil.Process()
         while True:
-            self.peak_bytes = max(self.peak_bytes, process_tree_rss())
+            total = 0
+            for process in [root, *root.children(recursive=True)]:
+                try:
+                    with process.oneshot():
+                        total += process.memory_info().rss
+                        times = process.cpu_times()
+                        used = times.user + times.system
+                        kind = "service" if process.pid == root.pid else process.name()
+                except psutil.Error:  # ended between the listing and the reading
+                    continue
+                first = self._cpu.get(process.pid, (kind, used, used))[1]
+                self._cpu[process.pid] = (kind, first, used)
+            self.peak_bytes = max(self.peak_bytes, total)
             if self._stop.wait(self.interval_s):
                 return
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds per kind of process (the service, `ray::Worker`, raylet, gcs_server, ...), largest first."""
+        by_kind: dict[str, float] = {}
+        for kind, first, last in self._cpu.values():
+            by_kind[kind] = by_kind.get(kind, 0.0) + last - first
+        return dict(sorted(by_kind.items(), key=lambda kv: -kv[1]))
 
     def __enter__(self) -> PeakRss:
         self._thread.start()
@@ -193,7 +206,8 @@ def service_batch(files: list[Path], images: int, bank_csv: str, data_dir: Path)
     finally:
         server.should_exit = True
         thread.join(30)
-    return ServiceRun(workers, import_s, batch_s, first_result_s or batch_s, rss.peak_bytes / 2**20)
+    return ServiceRun(workers, import_s, batch_s, first_result_s or batch_s, rss.peak_bytes / 2**20,
+                      rss.cpu_seconds())
 
 
 def reference_share(paths: list[Path], bank_pdqs: np.ndarray, barrier, spans) -> None:
@@ -268,8 +282,10 @@ def run_set(name: str, images: int, distinct: int, bank_pdqs: np.ndarray, bank_c
     print(f"[{name}] bank import: {len(bank_pdqs)} records in {service.import_s:.1f} s")
     print(f"[{name}] match batch: {images} images in {service.batch_s:.1f} s through {service.workers} workers "
           f"= {rate:.1f} img/s, peak RSS {service.peak_rss_mb:.0f} MB; first result after "
-          f"{service.first_result_s:.1f} s (the bank's snapshot and each actor's index), "
+          f"{service.first_result_s:.1f} s (the bank read and built, then mapped by the actors), "
           f"{(images - 1) / (service.batch_s - service.first_result_s):.1f} img/s from there")
+    cpu = ", ".join(f"{kind} {seconds:.1f}" for kind, seconds in service.cpu_seconds.items() if seconds >= 0.05)
+    print(f"[{name}] CPU seconds while the job ran ({service.batch_s:.1f} s x {os.cpu_count()} cores): {cpu}")
     print(f"[{name}] reference (decode + pdqhash + MD5 + faiss MIH) in {service.workers} processes: "
           f"{reference_rate:.1f} img/s")
     print(f"[{name}] one core in-process: {per_image * 1000:.1f} ms/img = {one_core_rate:.1f} img/s")

@@ -62,12 +62,31 @@ def test_a_large_bank_being_prepared_does_not_hold_a_one_item_job(service):
     started = time.monotonic()
     alone = seconds_to_finish(service, hash_job(service, "small"), started)
 
+    service.app.pool.banks.clear()  # as after an eviction or a restart: the large job reads and builds it again
     large_job = hash_job(service, "large")
     started = time.monotonic()
     beside_the_large_one = seconds_to_finish(service, hash_job(service, "small"), started)
     assert status(service, large_job) == "running", "the large bank was still being prepared"
     assert beside_the_large_one <= alone + 1.5, (alone, beside_the_large_one)
     assert service.wait(large_job, timeout=300)["status"] == "succeeded"
+
+
+def test_a_bank_is_built_once_per_revision_for_every_job_and_lookup(service, monkeypatch):
+    from workers import match_batch
+
+    built = []
+    original = match_batch.build_bank
+    monkeypatch.setattr(match_batch, "build_bank", lambda storage, name: built.append(name) or original(storage, name))
+    make_bank(service, "bank", 500)
+    assert built == ["bank"], "the import built the new revision at once"
+    for _ in range(2):
+        assert service.wait(hash_job(service, "bank", items=3))["status"] == "succeeded"
+    looked_up = service.client.get(f"/v1/lookup?pdq={'0' * 64}&banks=bank", headers=service.auth("service"))
+    assert looked_up.status_code == 200, looked_up.text
+    assert built == ["bank"], "two jobs and a lookup used the revision built at the import"
+    analyst = service.app.keys.authenticate(service.keys["analyst"])
+    service.app.banks.import_file(analyst, "bank", bank_csv(1).replace(b"r0,", b"again,"), "csv")
+    assert built == ["bank", "bank"] and len(service.app.pool.banks.keys()) == 1, "the older revision was let go"
 
 
 def test_lookups_are_warm_after_an_import_and_across_banks(service):
@@ -142,8 +161,8 @@ def test_the_actors_of_a_node_share_one_built_bank(ray_session):
 
     rng = np.random.default_rng(12)
     hashes = rng.integers(0, 256, size=(200_000, 32), dtype=np.uint8)
-    bank = [BankMatcher("shared", [BankEntry(f"r{i}", f"victim-{i}", pdq=row.tobytes().hex(), md5=f"{i:032x}")
-                                   for i, row in enumerate(hashes)])]
+    bank = BankMatcher("shared", [BankEntry(f"r{i}", f"victim-{i}", pdq=row.tobytes().hex(), md5=f"{i:032x}")
+                                  for i, row in enumerate(hashes)])
     buffers: list = []
     inline = len(pickle.dumps(bank, protocol=5, buffer_callback=buffers.append))
     mapped = sum(buffer.raw().nbytes for buffer in buffers)
@@ -158,10 +177,10 @@ def test_the_actors_of_a_node_share_one_built_bank(ray_session):
             return ray.get([w.run_chunk.remote("match_batch", {"banks": ["shared"]}, key, [ref], items, None)
                             for w in workers])
 
-        run("warm-up", ray.put([BankMatcher("shared", [])]))  # the job modules' imports, before measuring
+        run("warm-up", ray.put([ray.put(BankMatcher("shared", []))]))  # the job modules' imports, before measuring
         processes = [psutil.Process(pid) for pid in ray.get([w.pid.remote() for w in workers])]
         before = [p.memory_full_info().uss for p in processes]
-        outputs = run("bank", ray.put(bank))
+        outputs = run("bank", ray.put([ray.put(bank)]))  # a context: references to built banks
         grown = [p.memory_full_info().uss - start for p, start in zip(processes, before)]
         for output in outputs:
             assert [r["result"]["matches"][0]["record_id"] for r in output["results"]] == \

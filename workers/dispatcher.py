@@ -6,10 +6,11 @@ hold, so a restarted service resumes every queued or running job and redoes only
 worker died (or that did not come back within the chunk timeout) is retried item by item; an item that kills its
 worker `max_attempts` times is reported as an error, so a poison file costs itself, never its batch.
 
-Nothing slow runs on the dispatch loop. A job's context (built banks, a gallery matrix) is read from the database
-by a preparation thread, put in Ray's object store and taken up by each actor's `setup` thread; until both are
-done the job simply sends no chunks, and every other job goes on. A context lives while an active job needs it:
-when the last such job finishes, fails or is cancelled, the stored object and every actor's hold on it are dropped.
+Nothing slow runs on the dispatch loop. A job's context (its built banks, a gallery matrix) is prepared by a
+preparation thread (a bank not built yet is read and built there, then kept built for the next job and the
+lookups: `workers.built_banks`), put in Ray's object store and taken up by each actor's `setup` thread; until
+both are done the job simply sends no chunks, and every other job goes on. A context lives while an active job
+needs it: when the last such job finishes, fails or is cancelled, every actor's hold on it is dropped.
 
 Several dispatchers (service replicas) may share one database: each claims items with a lease
 (`JobRepository.claim_items`), a heartbeat thread renews its leases, and a dispatcher that dies simply stops
@@ -38,8 +39,9 @@ from ray.exceptions import RayTaskError, TaskCancelledError
 
 from fimg_service.errors import FimgError
 from fimg_service.storage import ITEM_DONE, ITEM_ERROR, Storage
+from workers.built_banks import BuiltBanks
 from workers.pool import cluster_cpus, make_workers
-from workers.registry import JobType, get_job_type, input_unavailable, item_error
+from workers.registry import JobType, Sources, get_job_type, input_unavailable, item_error
 
 log = logging.getLogger("fimg.dispatcher")
 CHUNKS_PER_WORKER = 2  # one running, one queued behind it, so an actor never waits for the loop
@@ -84,10 +86,11 @@ def lease_owner_id() -> str:
 
 
 class Dispatcher:
-    def __init__(self, storage: Storage, chunk_size: int = 16, num_workers: int | None = None,
+    def __init__(self, storage: Storage, banks: BuiltBanks, chunk_size: int = 16, num_workers: int | None = None,
                  only_jobs: Iterable[str] | None = None, max_attempts: int = 3, poll_interval: float = 0.5,
                  lease_s: float = 30.0, chunk_timeout_s: float = 600.0, worker_start_s: float = 60.0):
         self.storage = storage
+        self.sources = Sources(storage, banks.get)
         self.chunk_size = chunk_size
         self.num_workers = num_workers
         self.only_jobs = set(only_jobs) if only_jobs is not None else None
@@ -233,7 +236,7 @@ class Dispatcher:
                 payload: Future = Future()
                 payload.set_result(ray.put(None))
             else:
-                payload = self._preparer.submit(lambda: ray.put(spec.prepare(self.storage, params)))
+                payload = self._preparer.submit(lambda: ray.put(spec.prepare(self.sources, params)))
             self.contexts[key] = JobContext(key, spec.name, payload)
         return self.contexts[key]
 

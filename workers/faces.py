@@ -9,8 +9,8 @@ from biometrics import SAME_PERSON_THRESHOLD, analyze, decide
 from imaging import DecodeError, decode, digests
 from fimg_service.errors import SetupFailed
 from fimg_service.roles import CURATORS
-from workers.registry import (ItemOutcome, JobRequest, JobType, References, UploadResolver, invalid_job, item_error,
-                              load_upload_item, upload_items)
+from workers.registry import (ItemOutcome, JobRequest, JobType, References, Sources, UploadResolver, invalid_job,
+                              item_error, load_upload_item, upload_items)
 
 
 
@@ -69,9 +69,9 @@ def search_context_key(storage, params: dict) -> str:
     return f"gallery:{gallery.name}.{gallery.created_at.timestamp()}@{gallery.revision}"
 
 
-def prepare_search(storage, params: dict) -> dict:
-    gallery = _gallery(storage, params)
-    with storage.read() as unit:
+def prepare_search(sources: Sources, params: dict) -> dict:
+    gallery = _gallery(sources.storage, params)
+    with sources.storage.read() as unit:
         faces = unit.galleries.faces(gallery.id)
     return gallery_matrix(gallery.threshold, faces)
 

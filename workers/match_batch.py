@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 
+import ray
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from imaging import DecodeError, PdqHash, decode, digests, signals
@@ -12,7 +13,7 @@ from imaging.matching import (BankMatcher, Provenance, QueryHashes, bank_entry, 
                               report_status)
 from fimg_service.errors import SetupFailed
 from fimg_service.roles import HASHERS
-from workers.registry import (ItemOutcome, JobRequest, JobType, References, UploadResolver, invalid_job,
+from workers.registry import (ItemOutcome, JobRequest, JobType, References, Sources, UploadResolver, invalid_job,
                               load_upload_item, upload_items, validation_message)
 
 
@@ -84,20 +85,27 @@ def context_key(storage, params: dict) -> str:
                                for bank in _banks(storage, params["banks"]))
 
 
-def prepare(storage, params: dict) -> list[BankMatcher]:
-    """The job's banks, built here once per context: the dispatcher puts them in Ray's object store, where every
-    actor of a node maps the same arrays instead of building (and holding) a copy of its own."""
-    matchers = []
-    for bank in _banks(storage, params["banks"]):
-        with storage.read() as unit:
-            records = unit.banks.records(bank.id)
-        entries = [bank_entry(r.record_id, r.victim_id, r.pdq, r.md5, r.sha1, r.sha256, r.extra_hashes,
-                              provenance=Provenance(r.source, r.source_id, r.member_id, r.labels),
-                              enabled=r.enabled, disabled_until=r.disabled_until, content_id=r.id)
-                   for r in records]
-        del records
-        matchers.append(BankMatcher(bank.name, entries, bank.threshold))
-    return matchers
+def build_bank(storage, name: str) -> BankMatcher:
+    """One bank at its current revision, read and built (in the service: see `workers.built_banks`)."""
+    [bank] = _banks(storage, [name])
+    with storage.read() as unit:
+        records = unit.banks.records(bank.id)
+    entries = [bank_entry(r.record_id, r.victim_id, r.pdq, r.md5, r.sha1, r.sha256, r.extra_hashes,
+                          provenance=Provenance(r.source, r.source_id, r.member_id, r.labels),
+                          enabled=r.enabled, disabled_until=r.disabled_until, content_id=r.id)
+               for r in records]
+    del records
+    return BankMatcher(bank.name, entries, bank.threshold)
+
+
+def prepare(sources: Sources, params: dict) -> list[ray.ObjectRef]:
+    """The job's banks as references to their built copies in Ray's object store, shared with every other job
+    and the lookups on the same bank revisions; each actor maps them (`setup`), none builds or copies one."""
+    return [sources.built_bank(name) for name in params["banks"]]
+
+
+def setup(bank_refs: list[ray.ObjectRef]) -> list[BankMatcher]:
+    return ray.get(list(bank_refs))
 
 
 def load_item(blobs, item_input: dict) -> dict:
@@ -160,6 +168,7 @@ JOB_TYPES = [JobType(
     context_key=context_key,
     prepare=prepare,
     load_item=load_item,
+    setup=setup,
     run_item=run_item,
     report_csv=report_csv,
 )]

@@ -7,8 +7,8 @@ they are.
 Two halves of a job type run in different places:
 - service side (has the storage): `references` names the banks/galleries a job needs (the use case checks they
   exist), `build_items` turns a typed `JobRequest` into items, `context_key` names the job's shared context
-  cheaply (e.g. its banks and their revisions) and `prepare` builds that context's payload (once per key while a
-  job needs it, on a preparation thread, see `workers.dispatcher`);
+  cheaply (e.g. its banks and their revisions) and `prepare` builds that context's payload from `Sources` (once
+  per key while a job needs it, on a preparation thread, see `workers.dispatcher`);
 - worker side (a Ray actor, no storage): `setup` turns the context payload into something ready to use (built
   once per actor and context key), `run_item` computes one item from the params re-validated by `params_model`;
 - either side: `load_item(blobs, input)` turns an item's stored input into what `run_item` needs, reading blobs
@@ -43,6 +43,15 @@ class UploadResolver(Protocol):
     (another owner's upload is not found either)."""
 
     def __call__(self, upload_ids: Sequence[str]) -> list[UploadRecord]: ...
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What a job type's service side prepares a context from: the storage, and banks built once per revision
+    (`built_bank(name)`: a Ray reference to the bank's BankMatcher, see `workers.built_banks`)."""
+
+    storage: Any
+    built_bank: Callable[[str], Any]
 
 
 @dataclass(frozen=True)
@@ -94,7 +103,7 @@ class JobType:
     run_item: Callable[[Any, Any, dict], ItemOutcome]
     references: Callable[[Any], References] = lambda _params: References()
     context_key: Callable[..., str] | None = None  # None: the job type has no shared context
-    prepare: Callable[..., Any] = lambda _storage, _params: None
+    prepare: Callable[[Sources, Any], Any] = lambda _sources, _params: None
     setup: Callable[[Any], Any] = lambda payload: payload
     report_csv: Callable[[list[dict]], str] | None = None
 

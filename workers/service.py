@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from workers import sync
+from workers.built_banks import BuiltBanks
 from workers.dispatcher import Dispatcher
 from workers.pool import start_ray
 from workers.reaper import Reaper
@@ -24,6 +25,7 @@ class WorkerPool:
         self.ray_address, self.num_cpus, self.chunk_size = ray_address, num_cpus, chunk_size
         self.lease_s, self.chunk_timeout_s, self.lookup_cache_records = lease_s, chunk_timeout_s, lookup_cache_records
         self.dispatcher: Dispatcher | None = None
+        self.banks: BuiltBanks | None = None
         self.lookups: sync.Lookups | None = None
         self._started_ray = False
         self._reaper: Reaper | None = None
@@ -36,8 +38,9 @@ class WorkerPool:
         self._started_ray = start_ray(self.ray_address, self.num_cpus)
         if self._started_ray and self.ray_address is None:
             self._reaper = Reaper(spared=before_ray)
-        self.lookups = sync.Lookups(self.storage, self.lookup_cache_records)
-        self.dispatcher = Dispatcher(self.storage, chunk_size=self.chunk_size, num_workers=self.num_cpus,
+        self.banks = BuiltBanks(self.storage, self.lookup_cache_records)
+        self.lookups = sync.Lookups(self.banks)
+        self.dispatcher = Dispatcher(self.storage, self.banks, chunk_size=self.chunk_size, num_workers=self.num_cpus,
                                      only_jobs=only_jobs, lease_s=self.lease_s,
                                      chunk_timeout_s=self.chunk_timeout_s).start()
         if self._reaper is not None:  # the actors are up, so every process of the local Ray exists by now
@@ -59,6 +62,9 @@ class WorkerPool:
         if self.lookups is not None:
             self.lookups.stop()
             self.lookups = None
+        if self.banks is not None:
+            self.banks.clear()
+            self.banks = None
         if self._started_ray:
             import ray
 
@@ -73,12 +79,13 @@ class WorkerPool:
 
     def lookup(self, signals: dict[str, str], banks: list[str], threshold: int | None) -> list[dict]:
         if self.lookups is None:  # a pool used for synchronous requests only, without the dispatcher
-            self.lookups = sync.Lookups(self.storage, self.lookup_cache_records)
+            self.banks = BuiltBanks(self.storage, self.lookup_cache_records)
+            self.lookups = sync.Lookups(self.banks)
         return self.lookups.lookup(signals, banks, threshold)
 
     def bank_changed(self, bank: str, wait: bool) -> None:
-        """Rebuild the bank's lookup cache entry now, so the next lookup finds it warm; `wait` (after an import)
-        returns once it is built, or after IMPORT_WARM_WAIT_S with the build going on."""
+        """Build the bank's new revision now, so the next job and lookup on it find it built; `wait` (after an
+        import) returns once it is built, or after IMPORT_WARM_WAIT_S with the build going on."""
         if self.lookups is None:
             return
         warming = self.lookups.warm(bank)

@@ -20,7 +20,7 @@ from ray.exceptions import RayTaskError
 
 from imaging import DecodeError, PdqHash, decode, digests, pdq
 from imaging.matching import BankMatcher, QueryHashes, match_banks
-from workers import match_batch
+from workers.built_banks import BuiltBanks, bank_identity
 
 log = logging.getLogger("fimg.lookup")
 SYNC_TIMEOUT_S = 120
@@ -35,11 +35,6 @@ def _hash_file(data: bytes) -> dict:
     return {"md5": evidence.md5, "sha1": evidence.sha1, "sha256": evidence.sha256, "pdq": str(hash_value),
             "quality": quality, "width": decoded.width, "height": decoded.height, "format": decoded.format,
             "notes": decoded.notes}
-
-
-def bank_identity(key: str) -> str:
-    """A bank's key less its revision: what an older revision of the same bank shares with the new one."""
-    return key.rsplit("@", 1)[0]
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=8)
@@ -64,7 +59,7 @@ class LookupCache:
             with self._lock:
                 if key in self.matchers:
                     return
-            matcher = ray.get(bank_ref[0])[0]
+            matcher = ray.get(bank_ref[0])
             with self._lock:
                 for stale in [k for k in self.matchers if bank_identity(k) == bank_identity(key)]:
                     del self.matchers[stale]
@@ -96,28 +91,28 @@ class LookupCache:
 
 
 class Lookups:
-    """The service's side of the lookup cache: names banks by revision (cheap), reads and builds a bank
-    only when the cache lacks it, and rebuilds changed banks in the background."""
+    """The service's side of the lookup cache: names banks by revision (cheap), hands the cache a bank's built
+    copy (`BuiltBanks`, shared with the match jobs) only when it lacks it, and rebuilds changed banks in the
+    background."""
 
-    def __init__(self, storage, max_records: int):
-        self.storage = storage
-        self.cache = LookupCache.remote(max_records)
+    def __init__(self, banks: BuiltBanks):
+        self.banks = banks
+        self.cache = LookupCache.remote(banks.max_records)
         self._warmer = ThreadPoolExecutor(1, thread_name_prefix="fimg-lookup-warm")
         self._guard = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
 
     def _keys(self, banks: list[str]) -> list[str]:
-        return [match_batch.context_key(self.storage, {"banks": [name]}) for name in banks]
+        return [self.banks.key(name) for name in banks]
 
     def _load(self, names: list[str], keys: list[str]) -> None:
-        """Read and build the banks; concurrent requests for one bank read it once."""
+        """Give the cache the built banks; concurrent requests for one bank load it once."""
         for name, key in zip(names, keys):
             with self._guard:
                 loading = self._loading.setdefault(key, threading.Lock())
             with loading:
                 if key not in ray.get(self.cache.cached.remote(), timeout=SYNC_TIMEOUT_S):
-                    built = ray.put(match_batch.prepare(self.storage, {"banks": [name]}))
-                    ray.get(self.cache.load.remote(key, [built]), timeout=SYNC_TIMEOUT_S)
+                    ray.get(self.cache.load.remote(key, [self.banks.get(name)]), timeout=SYNC_TIMEOUT_S)
             with self._guard:
                 self._loading.pop(key, None)
 
