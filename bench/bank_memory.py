@@ -3,7 +3,7 @@
     python -m bench.bank_memory --records 10000000 [--lookups 200]
 
 Builds a bank of `--records` random PDQ records as a hash-list import makes them (record id, PDQ, store id; no
-variants), as `workers.match_batch.prepare` builds it (BankMatcher, timed without making the entries), puts it
+variants), as `workers.match_batch.build_bank` builds it (BankMatcher, timed without making the entries), puts it
 in Ray's object store and has two real worker actors (`workers.pool.Worker`) take it and answer `--lookups`
 lookups each (half of them near copies of records, which must match). Prints:
 - build_s: the BankMatcher build; put_s: ray.put; take_s: both actors' setup threads taking it;

@@ -21,8 +21,9 @@ Per set, on the same files:
   runs from the first process starting its loop after the barrier to the last one finishing it.
 - ratio_vs_reference: images_per_s / reference_images_per_s.
 - pool_efficiency: images_per_s / (workers x one-core throughput), one core being the same per-item work
-  (the bank built once, then `run_item` with dihedral lookups) timed in this process on up to 30 of the
-  distinct files, after the service has stopped.
+  (the bank built once, then `run_item` with dihedral lookups) timed in this process once on every distinct
+  file (the batch cycles through them evenly, so both figures are over the same mix), after the service has
+  stopped.
 - peak_rss_mb: the peak of the summed RSS of this process (the service runs in it) and all its descendants (Ray's
   GCS, raylet and workers, the reaper), sampled every 0.2 s while the job runs. Pages shared between processes
   count once per process. With RAY_ADDRESS set, Ray's processes are not descendants and are not counted.
@@ -52,7 +53,6 @@ PORT = 8765
 PDQ_BITS = 256
 PDQ_MATCH_DISTANCE = 31  # python-threatexchange's PDQ_CONFIDENT_MATCH_THRESHOLD
 MULTI_HASH_MAPS = 16  # PDQMultiHashIndex's default nhash
-ONE_CORE_SAMPLE = 30
 
 
 @dataclass(frozen=True)
@@ -257,7 +257,7 @@ def one_core_seconds_per_image(files: list[Path], bank_csv: str) -> float:
     matchers = [BankMatcher("bench", [BankEntry(r.record_id, r.victim_id, r.pdq, r.md5, r.sha1, r.sha256)
                                       for r in records])]
     params = match_batch.MatchParams(banks=["bench"], dihedral=True)
-    sample = [path.read_bytes() for path in files[:ONE_CORE_SAMPLE]]
+    sample = [path.read_bytes() for path in files]
     cv2.setNumThreads(1)  # as in an actor (workers/pool.py): one core means one thread
     match_batch.run_item(matchers, params, {"data": sample[0]})  # loads the compiled code, as an actor's first item
     start = time.perf_counter()

@@ -114,7 +114,7 @@ def banked(fixtures_dir) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def entries(fixtures_dir) -> list[BankEntry]:
     """A bank enrolled as the service enrols images (`hashes_for_bank(..., robust=True)`), its `extra_hashes`
-    through JSON as the database column keeps them, read back as `workers.match_batch.prepare` reads them."""
+    through JSON as the database column keeps them, read back as `workers.match_batch.build_bank` reads them."""
     entries = []
     for name, path in BANKED.items():
         record = hashes_for_bank((fixtures_dir / path).read_bytes(), robust=True)
