@@ -138,8 +138,7 @@ class BankMatcher:
             rows["variant"] += [(i, kind, variant.to_bytes()) for kind, variant in entry.variant_hashes]
             rows["region"] += [(i, REGION_KIND, region.to_bytes()) for region in entry.regions]
         self._indexes = {name: _RowIndex(found) for name, found in rows.items()}
-        bare = np.array([bool(entry.pdq) and not entry.holds_flips for entry in entries], dtype=bool)
-        self._flips_wanted = bool(bare.any())
+        self._flips_wanted = any(entry.pdq and not flips for entry, flips in zip(entries, self._holds_flips))
 
     def __len__(self) -> int:
         return len(self._records)
@@ -203,13 +202,21 @@ class _Texts:
     absent costs nothing per record)."""
 
     def __init__(self, values: Iterable[str | None]):
-        encoded = [None if value is None else value.encode() for value in values]
-        self.present = _Presence([value is not None for value in encoded])
-        lengths = np.array([len(value or b"") for value in encoded], dtype=np.int64)
+        listed = list(values)
+        self.present = _Presence([value is not None for value in listed])
+        strings = listed if self.present.all else [value or "" for value in listed]
+        text = "".join(strings) if self.present.any else ""
+        if text.isascii():
+            data = text.encode("ascii")
+            lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
+        else:
+            encoded = [value.encode() for value in strings]
+            data = b"".join(encoded)
+            lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
         self.ends = np.cumsum(lengths) if self.present.any else np.zeros(0, dtype=np.int64)
         if len(self.ends) and self.ends[-1] < 2**31:
             self.ends = self.ends.astype(np.int32)
-        self.buffer = np.frombuffer(b"".join(value or b"" for value in encoded), dtype=np.uint8).copy()
+        self.buffer = np.frombuffer(data, dtype=np.uint8).copy()
 
     def __getitem__(self, i: int) -> str | None:
         if not self.present[i]:
@@ -222,8 +229,9 @@ class _Presence:
     """Which records have a value: one flag each, unless all or none do."""
 
     def __init__(self, flags: Sequence[bool]):
-        self.all, self.any = all(flags), any(flags)
-        self.flags = None if self.all or not self.any else np.array(flags, dtype=bool)
+        flags = np.array(flags, dtype=bool)
+        self.all, self.any = bool(flags.all()), bool(flags.any())
+        self.flags = None if self.all or not self.any else flags
 
     def __getitem__(self, i: int) -> bool:
         return self.all if self.flags is None else bool(self.flags[i])
