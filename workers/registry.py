@@ -9,8 +9,9 @@ Two halves of a job type run in different places:
   exist), `build_items` turns a typed `JobRequest` into items, `context_key` names the job's shared context
   cheaply (e.g. its banks and their revisions) and `prepare` builds that context's payload from `Sources` (once
   per key while a job needs it, on a preparation thread, see `workers.dispatcher`);
-- worker side (a Ray actor, no storage): `setup` turns the context payload into something ready to use (built
-  once per actor and context key), `run_item` computes one item from the params re-validated by `params_model`;
+- worker side (a Ray actor, no storage): `setup` turns the context payload into something ready to use (once per
+  actor and context key; a match job's maps its built banks), `run_item` computes one item from the params
+  re-validated by `params_model`;
 - either side: `load_item(blobs, input)` turns an item's stored input into what `run_item` needs, reading blobs
   by SHA-256 with `blobs.get`. A worker that sees the service's blob store runs it on a `BlobReader` of its own;
   for one that does not, the dispatcher runs it on the store and the bytes travel through Ray.
