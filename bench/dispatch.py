@@ -7,7 +7,7 @@ parsing is not what is measured), starts the application with its own Ray, and t
 1. a one-item job on a small bank, alone and then submitted just after a match job on the large bank (whose
    context is then being read and built): the difference is what the large bank costs the small job;
 2. the large job's time to succeed (its preparation included), for scale;
-3. lookups after the large bank changed (its lookup cache entry is rebuilt after the change, as after an import),
+3. lookups after the large bank changed (its new revision built after the change, as after an import),
    alternating with a small bank.
 `tests/test_dispatch.py` checks the same at 50k/100k records.
 """
@@ -79,7 +79,7 @@ def main() -> None:
             started = time.monotonic()
             app.pool.bank_changed("large", wait=True)
             app.pool.bank_changed("small", wait=True)
-            print(f"lookup cache rebuilt for the large bank in {time.monotonic() - started:.1f} s")
+            print(f"large bank ready for lookups after the change in {time.monotonic() - started:.1f} s")
             timings = {"large": [], "small": []}
             for bank in ("large", "small") * 10:
                 started = time.monotonic()

@@ -327,4 +327,3 @@ def query_variants(rgb: np.ndarray) -> tuple[list[tuple[str, PdqHash]], np.ndarr
         if band is not None:
             return variants + _strong("pdq_band", band), picture
     return variants, picture
-

@@ -108,7 +108,7 @@ def test_lookups_are_warm_after_an_import_and_across_banks(service):
     assert statistics.median(timings) < 0.1 and max(timings) < 0.5, timings
 
 
-def test_the_lookup_cache_keeps_banks_within_its_record_budget(ray_session, tmp_path):
+def test_built_banks_stay_within_their_record_budget(ray_session, tmp_path):
     from fimg_service.usecases import Application
 
     app = Application(make_settings(f"sqlite:///{tmp_path / 'fimg.db'}", tmp_path / "data",
@@ -117,10 +117,10 @@ def test_the_lookup_cache_keeps_banks_within_its_record_budget(ray_session, tmp_
         for name in ("a", "b", "c"):
             app.banks.create(LOCAL_ADMIN, name)
             app.banks.import_file(LOCAL_ADMIN, name, bank_csv(60), "csv")
-        cache = app.pool.lookups.cache
-        assert [key.split(".")[0] for key in ray.get(cache.cached.remote())] == ["match:b", "match:c"]
+        built = app.pool.banks
+        assert [key.split(".")[0] for key in built.keys()] == ["match:b", "match:c"]
         app.banks.import_file(LOCAL_ADMIN, "c", bank_csv(1).replace(b"r0,", b"again,"), "csv")
-        assert [key.split(".")[0] for key in ray.get(cache.cached.remote())] == ["match:b", "match:c"], \
+        assert [key.split(".")[0] for key in built.keys()] == ["match:b", "match:c"], \
             "the bank's older revision was dropped when the new one was built"
     finally:
         app.close()

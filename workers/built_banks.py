@@ -2,10 +2,10 @@
 
 A built bank (`imaging.matching.BankMatcher`, numpy arrays only) is read from the database and built in the
 service, put in the object store once, and mapped by every actor that uses it: the worker actors of every job
-on that bank and the lookup cache. It stays built between jobs, so an analyst's next batch on the same banks
+on that bank and the lookup actor. It stays built between jobs, so an analyst's next batch on the same banks
 starts at once instead of reading and building them again; an import builds the new revision right away
-(`WorkerPool.bank_changed`). Past `max_records` the least recently used banks are let go: a job or the lookup
-cache still holding one keeps it alive until it is done with it.
+(`WorkerPool.bank_changed`). Past `max_records` the least recently used banks are let go: a job or a lookup
+still holding one keeps it alive until it is done with it.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import ray
 from workers import match_batch
 
 
-def bank_identity(key: str) -> str:
+def _bank_identity(key: str) -> str:
     """A bank's key less its revision: what an older revision of the same bank shares with the new one."""
     return key.rsplit("@", 1)[0]
 
@@ -55,7 +55,7 @@ class BuiltBanks:
             matcher = match_batch.build_bank(self.storage, name)
             ref = ray.put(matcher)
             with self._lock:
-                for stale in [k for k in self._built if bank_identity(k) == bank_identity(key)]:
+                for stale in [k for k in self._built if _bank_identity(k) == _bank_identity(key)]:
                     del self._built[stale]
                 self._built[key] = (ref, len(matcher))
                 self._evict(keep=key)

@@ -52,7 +52,7 @@ class Application:
                           lookup_cache_records=settings.lookup_cache_records)
 
     def _bank_changed(self, name: str, wait: bool) -> None:
-        """A running pool rebuilds the bank's lookup cache entry (commands without a pool have none to warm)."""
+        """A running pool builds the bank's new revision (commands without a pool have none to warm)."""
         if "pool" in self.__dict__:
             self.pool.bank_changed(name, wait)
 

@@ -83,7 +83,7 @@ class Banks(CaseTeam):
     member_roles = HASHERS  # a service key on the team may look up and match against the bank
     def __init__(self, storage, changed: Callable[[str, bool], None] = lambda _name, _wait: None):
         super().__init__(storage)
-        self.changed = changed  # after a bank's records change: (name, wait until its lookup cache is rebuilt)
+        self.changed = changed  # after a bank's records change: (name, wait until its new revision is built)
 
     def create(self, who: Principal, name: str, description: str | None = None,
                threshold: int | None = None) -> BankInfo:
