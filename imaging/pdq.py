@@ -63,62 +63,88 @@ def _coefficients(rgb: np.ndarray, as_is_at_64: bool) -> tuple[np.ndarray | None
     if height < _MIN_HASHABLE_DIM or width < _MIN_HASHABLE_DIM:
         return None, 0
     rgb = np.ascontiguousarray(rgb)
-    block = _luma(rgb) if as_is_at_64 and (height, width) == (_SIDE, _SIDE) else _downsample(rgb)
+    block = _luma(rgb) if as_is_at_64 and (height, width) == (_SIDE, _SIDE) else _blurred_block(rgb)
     return _dct_64_to_16(block), _quality(block)
+
+
+def _blurred_block(rgb: np.ndarray) -> np.ndarray:
+    height, width = rgb.shape[:2]
+    return _downsample(rgb, np.empty((height, width), np.float32), np.empty((height, width), np.float32))
 
 
 # The blur is compiled (numba, no fastmath: float32 adds, subtracts and divides exactly as written, in the
 # reference's order, never contracted or reassociated); `nogil` lets an actor's threads hash side by side.
-@njit(cache=True, nogil=True)
-def _luma_line(rgb_row: np.ndarray, out: np.ndarray) -> None:
+@njit(cache=True, nogil=True, error_model="numpy")
+def _luma_line(rgb_run: np.ndarray, out: np.ndarray) -> None:
+    """Luma of a flat run of RGB triples (one row's bytes)."""
     thousand = np.float32(1000.0)
-    for c in range(rgb_row.shape[0]):
-        weighted = 299 * np.int32(rgb_row[c, 0]) + 587 * np.int32(rgb_row[c, 1]) + 114 * np.int32(rgb_row[c, 2])
+    for c in range(out.shape[0]):
+        weighted = 299 * np.int32(rgb_run[3 * c]) + 587 * np.int32(rgb_run[3 * c + 1]) + 114 * np.int32(rgb_run[3 * c + 2])
         out[c] = np.float32(weighted) / thousand  # exact: integers < 2^24
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _luma(rgb: np.ndarray) -> np.ndarray:
     out = np.empty(rgb.shape[:2], np.float32)
-    for r in range(rgb.shape[0]):
-        _luma_line(rgb[r], out[r])
+    _luma_line(rgb.reshape(-1), out.reshape(-1))
     return out
 
 
-@njit(cache=True, nogil=True)
-def _box_line(line: np.ndarray, out: np.ndarray, window: int) -> None:
-    """The reference's box1DFloat: the window grows to full, slides, then shrinks; each output is the float32
-    running sum divided by the current window length."""
+# The passes along rows (X) run LANES rows side by side. Each row's running sum is one chain of dependent float32
+# adds, which one row at a time waits on; LANES independent chains overlap. The sums are stored and divided by
+# each position's window length afterwards, while the rows are still in cache (a float32 stored and divided
+# later is the same float32 the reference divides at once): the divisions then vectorise along the row.
+LANES = 8
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _box_sums(lines: np.ndarray, sums: np.ndarray, window: int) -> None:
+    """The running sums of the reference's box1DFloat along each of the LANES rows of `lines`: the window grows
+    to full, slides (add the entering sample, then subtract the leaving one), then shrinks."""
+    length = lines.shape[1]
     half = (window + 2) // 2
-    total = np.float32(0.0)
+    total = np.zeros(LANES, np.float32)
     entering = leaving = written = 0
     for _ in range(half - 1):
-        total += line[entering]
+        for j in range(LANES):
+            total[j] += lines[j, entering]
         entering += 1
     for _ in range(window - half + 1):
-        total += line[entering]
+        for j in range(LANES):
+            total[j] += lines[j, entering]
+            sums[j, written] = total[j]
         entering += 1
-        out[written] = total / np.float32(entering)
         written += 1
-    full = np.float32(window)
-    for _ in range(line.shape[0] - window):
-        total += line[entering]
-        total -= line[leaving]
+    for _ in range(length - window):
+        for j in range(LANES):
+            total[j] += lines[j, entering]
+            total[j] -= lines[j, leaving]
+            sums[j, written] = total[j]
         entering += 1
         leaving += 1
-        out[written] = total / full
         written += 1
-    for remaining in range(window - 1, window - half, -1):
-        total -= line[leaving]
+    for _ in range(half - 1):
+        for j in range(LANES):
+            total[j] -= lines[j, leaving]
+            sums[j, written] = total[j]
         leaving += 1
-        out[written] = total / np.float32(remaining)
         written += 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
+def _window_lengths(length: int, window: int) -> np.ndarray:
+    """What box1DFloat divides each position's sum by: the growing, full, then shrinking window."""
+    half = (window + 2) // 2
+    lengths = np.empty(length, np.float32)
+    for position in range(length):
+        lengths[position] = min(half + position, window, length - position + window - half)
+    return lengths
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _box_columns(image: np.ndarray, out: np.ndarray, window: int) -> None:
     """box1DFloat down every column, all columns stepped together (each sees the same operations in the same
-    order as `_box_line` would, and the inner loop runs along a contiguous row)."""
+    order as a row does in `_box_lanes`, and the inner loop runs along a contiguous row)."""
     height, width = image.shape
     half = (window + 2) // 2
     total = np.zeros(width, np.float32)
@@ -152,12 +178,12 @@ def _box_columns(image: np.ndarray, out: np.ndarray, window: int) -> None:
         written += 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _window(size: int) -> int:
     return (size + 2 * _SIDE - 1) // (2 * _SIDE)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _sample_points(size: int) -> np.ndarray:
     points = np.empty(_SIDE, np.intp)
     for i in range(_SIDE):
@@ -165,25 +191,44 @@ def _sample_points(size: int) -> np.ndarray:
     return points
 
 
-@njit(cache=True, nogil=True)
-def _downsample(rgb: np.ndarray) -> np.ndarray:
+@njit(cache=True, nogil=True, error_model="numpy")
+def _divide(sums: np.ndarray, lengths: np.ndarray, out: np.ndarray) -> None:
+    for c in range(out.shape[0]):
+        out[c] = sums[c] / lengths[c]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _downsample(rgb: np.ndarray, rows_blurred: np.ndarray, blurred: np.ndarray) -> np.ndarray:
     """Luma, then X, Y, X, Y box passes (the reference's Jarosz filter, two rounds) and decimation to 64x64.
-    The third pass keeps only the sampled columns of each row, the fourth runs down those 64 columns."""
+    The third pass keeps only the sampled columns of each row, the fourth runs down those 64 columns.
+    Inner loops run over 1-D rows: loops over 2-D indexing did not vectorise. The two full-size float32 buffers
+    come from numpy, whose large allocations use huge pages: numba's own took four times the page faults."""
     height, width = rgb.shape[0], rgb.shape[1]
     along_rows, along_cols = _window(width), _window(height)
-    line = np.empty(width, np.float32)
-    rows_blurred = np.empty((height, width), np.float32)
-    for r in range(height):
-        _luma_line(rgb[r], line)
-        _box_line(line, rows_blurred[r], along_rows)
-    blurred = np.empty((height, width), np.float32)
-    _box_columns(rows_blurred, blurred, along_cols)
+    row_lengths = _window_lengths(width, along_rows)
     sampled_columns, sampled_rows = _sample_points(width), _sample_points(height)
+    pixels = rgb.reshape(-1)
+    lines = np.zeros((LANES, width), np.float32)  # rows past the image's last are left as they were
+    sums = np.empty((LANES, width), np.float32)
+    for top in range(0, height, LANES):
+        rows = min(LANES, height - top)
+        for j in range(rows):
+            _luma_line(pixels[3 * (top + j) * width:3 * (top + j + 1) * width], lines[j])
+        _box_sums(lines, sums, along_rows)
+        for j in range(rows):
+            _divide(sums[j], row_lengths, rows_blurred[top + j])
+    _box_columns(rows_blurred, blurred, along_cols)
     columns = np.empty((height, _SIDE), np.float32)
-    for r in range(height):
-        _box_line(blurred[r], line, along_rows)
-        for k in range(_SIDE):
-            columns[r, k] = line[sampled_columns[k]]
+    for top in range(0, height, LANES):
+        rows = min(LANES, height - top)
+        if rows == LANES:
+            _box_sums(blurred[top:top + LANES], sums, along_rows)
+        else:
+            lines[:rows] = blurred[top:top + rows]
+            _box_sums(lines, sums, along_rows)
+        for j in range(rows):
+            for k in range(_SIDE):
+                columns[top + j, k] = sums[j, sampled_columns[k]] / row_lengths[sampled_columns[k]]
     _box_columns(columns.copy(), columns, along_cols)
     block = np.empty((_SIDE, _SIDE), np.float32)
     for k in range(_SIDE):
