@@ -29,6 +29,7 @@ import numpy as np
 
 from imaging.hashes import Hash256
 from imaging.pdq import PDQ_MIN_QUALITY, _dct_matrix, _quality, _to_hash
+from imaging.resample import area_reduced
 
 REGION_KIND = "pdq_region"
 # Set on the extended benchmark (docs/robustness.md): the nearest region of an unrelated picture lies 66 bits
@@ -78,14 +79,6 @@ def _detector() -> cv2.SIFT:
     return _sift
 
 
-def _shrink(grey: np.ndarray, side: int) -> np.ndarray:
-    scale = side / max(grey.shape)
-    if scale >= 1:
-        return grey
-    size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
-    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
-
-
 def _blob_squares(grey: np.ndarray) -> Iterator[tuple[float, float, float]]:
     """(x, y, half side) in `grey`'s pixels of its blob squares that lie inside it, strongest first, each
     centre outside every stronger square's blob."""
@@ -109,8 +102,10 @@ def region_hashes(rgb: np.ndarray, limit: int = BANK_REGIONS) -> list[RegionHash
     """Hashes of the picture's `limit` strongest region squares that are not flat, strongest first."""
     if min(rgb.shape[:2]) < MIN_SIDE:
         return []
-    grey = _shrink(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY), HASH_SIDE)
-    detect = _shrink(grey, DETECT_SIDE)
+    # Reduced before it is made grey, so that the regions of a picture and of its reduced copy
+    # (`area_reduced(rgb, HASH_SIDE)`, which the variants are hashed from too) are the same.
+    grey = cv2.cvtColor(np.ascontiguousarray(area_reduced(rgb, HASH_SIDE)), cv2.COLOR_RGB2GRAY)
+    detect = area_reduced(grey, DETECT_SIDE)
     scale_x, scale_y = grey.shape[1] / detect.shape[1], grey.shape[0] / detect.shape[0]
     dct = _dct_matrix()
     hashes = []
