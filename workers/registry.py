@@ -107,6 +107,7 @@ class JobType:
     prepare: Callable[[Sources, Any], Any] = lambda _sources, _params: None
     setup: Callable[[Any], Any] = lambda payload: payload
     report_csv: Callable[[list[dict]], str] | None = None
+    warm_up: Callable[[], None] = lambda: None  # worker side, at actor start: load what the first item would
 
     def key_for(self, storage: Any, params: dict) -> str:
         return self.context_key(storage, params) if self.context_key else self.name
