@@ -19,6 +19,7 @@ Two halves of a job type run in different places:
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -118,13 +119,18 @@ class JobType:
 
 
 _REGISTRY: dict[str, JobType] = {}
+_REGISTRY_LOCK = threading.Lock()
 
 
 def job_types() -> dict[str, JobType]:
+    """Every job type. Filled once, whole: an actor's warm-up thread and its setup threads may ask at once, and
+    none may see the registry with some modules still importing."""
     if not _REGISTRY:
-        for module_name in JOB_MODULES:
-            for job_type in importlib.import_module(module_name).JOB_TYPES:
-                _REGISTRY[job_type.name] = job_type
+        with _REGISTRY_LOCK:
+            if not _REGISTRY:
+                found = {job_type.name: job_type for module_name in JOB_MODULES
+                         for job_type in importlib.import_module(module_name).JOB_TYPES}
+                _REGISTRY.update(found)
     return _REGISTRY
 
 
