@@ -24,6 +24,9 @@ Per set, on the same files:
   (the bank built once, then `run_item` with dihedral lookups) timed in this process once on every distinct
   file (the batch cycles through them evenly, so both figures are over the same mix), after the service has
   stopped.
+- machine_scaling: the same in-process work in `workers` processes at once, each over every distinct file, over
+  workers x one-core throughput: what this machine gives with all its cores busy (they share caches, memory
+  bandwidth and a power budget), so the most pool_efficiency can reach here.
 - peak_rss_mb: the peak of the summed RSS of this process (the service runs in it) and all its descendants (Ray's
   GCS, raylet and workers, the reaper), sampled every 0.2 s while the job runs. Pages shared between processes
   count once per process. With RAY_ADDRESS set, Ray's processes are not descendants and are not counted.
@@ -248,7 +251,8 @@ def reference_images_per_s(batch: list[Path], bank_pdqs: np.ndarray, processes: 
     return len(batch) / (max(ends) - min(starts))
 
 
-def one_core_seconds_per_image(files: list[Path], bank_csv: str) -> float:
+def in_process_items(files: list[Path], bank_csv: str):
+    """Our per-item work without the service: a function that runs it over a list of files' bytes."""
     from imaging.banks import parse_bank
     from imaging.matching import BankEntry, BankMatcher
     from workers import match_batch
@@ -257,13 +261,49 @@ def one_core_seconds_per_image(files: list[Path], bank_csv: str) -> float:
     matchers = [BankMatcher("bench", [BankEntry(r.record_id, r.victim_id, r.pdq, r.md5, r.sha1, r.sha256)
                                       for r in records])]
     params = match_batch.MatchParams(banks=["bench"], dihedral=True)
-    sample = [path.read_bytes() for path in files]
     cv2.setNumThreads(1)  # as in an actor (workers/pool.py): one core means one thread
-    match_batch.run_item(matchers, params, {"data": sample[0]})  # loads the compiled code, as an actor's first item
+    match_batch.run_item(matchers, params, {"data": files[0].read_bytes()})  # loads the compiled code
+
+    def run(sample: list[bytes]) -> None:
+        for data in sample:
+            match_batch.run_item(matchers, params, {"data": data})
+    return run
+
+
+def one_core_seconds_per_image(files: list[Path], bank_csv: str) -> float:
+    run = in_process_items(files, bank_csv)
+    sample = [path.read_bytes() for path in files]
     start = time.perf_counter()
-    for data in sample:
-        match_batch.run_item(matchers, params, {"data": data})
+    run(sample)
     return (time.perf_counter() - start) / len(sample)
+
+
+def in_process_share(files: list[Path], bank_csv: str, barrier, spans) -> None:
+    run = in_process_items(files, bank_csv)
+    sample = [path.read_bytes() for path in files]
+    barrier.wait()
+    started = time.monotonic()
+    run(sample)
+    spans.put((started, time.monotonic()))
+
+
+def side_by_side_images_per_s(files: list[Path], bank_csv: str, processes: int) -> float:
+    """The same in-process work in `processes` processes at once, each over all the distinct files: what the
+    machine gives for it with every core busy, the ceiling of the pool's efficiency (cores that share caches,
+    memory and a power budget each run slower than one alone)."""
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(processes, timeout=600)
+    spans = context.Queue()
+    shares = [context.Process(target=in_process_share, args=(files, bank_csv, barrier, spans))
+              for _ in range(processes)]
+    for share in shares:
+        share.start()
+    for share in shares:
+        share.join()
+    if any(share.exitcode for share in shares):
+        raise RuntimeError(f"an in-process share failed: exit codes {[share.exitcode for share in shares]}")
+    starts, ends = zip(*(spans.get() for _ in shares))
+    return processes * len(files) / (max(ends) - min(starts))
 
 
 def run_set(name: str, images: int, distinct: int, bank_pdqs: np.ndarray, bank_csv: str) -> None:
@@ -276,6 +316,7 @@ def run_set(name: str, images: int, distinct: int, bank_pdqs: np.ndarray, bank_c
         batch = [files[i % len(files)] for i in range(images)]
         reference_rate = reference_images_per_s(batch, bank_pdqs, service.workers)
         per_image = one_core_seconds_per_image(files, bank_csv)
+        side_by_side_rate = side_by_side_images_per_s(files, bank_csv, service.workers)
 
     rate = images / service.batch_s
     one_core_rate = 1 / per_image
@@ -289,9 +330,13 @@ def run_set(name: str, images: int, distinct: int, bank_pdqs: np.ndarray, bank_c
     print(f"[{name}] reference (decode + pdqhash + MD5 + faiss MIH) in {service.workers} processes: "
           f"{reference_rate:.1f} img/s")
     print(f"[{name}] one core in-process: {per_image * 1000:.1f} ms/img = {one_core_rate:.1f} img/s")
+    machine_scaling = side_by_side_rate / (service.workers * one_core_rate)
+    print(f"[{name}] the same in {service.workers} processes at once: {side_by_side_rate:.1f} img/s = "
+          f"{machine_scaling:.2f} of {service.workers} x one core (the most pool_efficiency can be here)")
     print(f"set={name} images_per_s={rate:.1f} reference_images_per_s={reference_rate:.1f} "
           f"ratio_vs_reference={rate / reference_rate:.2f} "
-          f"pool_efficiency={rate / (service.workers * one_core_rate):.2f} peak_rss_mb={service.peak_rss_mb:.0f} "
+          f"pool_efficiency={rate / (service.workers * one_core_rate):.2f} machine_scaling={machine_scaling:.2f} "
+          f"peak_rss_mb={service.peak_rss_mb:.0f} "
           f"workers={service.workers} images={images} bank_records={len(bank_pdqs)}", flush=True)
 
 
