@@ -123,7 +123,7 @@ def run_item(matchers: list[BankMatcher], params: MatchParams, item: dict) -> It
                             quality=given.get("quality"))
     else:
         data = item["data"]
-        evidence = digests(data)
+        evidence = digests(data, sha256=item.get("sha256"))
         base = {"sha256": evidence.sha256, "md5": evidence.md5, "sha1": evidence.sha1}
         try:
             decoded = decode(data)

@@ -149,4 +149,5 @@ def upload_items(uploads: UploadResolver, upload_ids: Sequence[str]) -> list[dic
 
 
 def load_upload_item(blobs: Any, item_input: dict) -> dict:
-    return {"data": blobs.get(item_input["sha256"])}
+    """An upload's bytes and their SHA-256, which reading the blob by that name has just checked."""
+    return {"data": blobs.get(item_input["sha256"]), "sha256": item_input["sha256"]}
