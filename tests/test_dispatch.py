@@ -56,7 +56,14 @@ def worker_context_keys(service) -> set[str]:
     return {key for keys in ray.get([w.context_keys.remote() for w in workers]) for key in keys}
 
 
+def warmed_up(workers) -> None:
+    """Wait for the actors' warm-up (imports and compiled code, both cores' worth for a second or two), which a
+    timing or memory measurement must not count."""
+    assert all(ray.get([w.warmed.remote() for w in workers]))
+
+
 def test_a_large_bank_being_prepared_does_not_hold_a_one_item_job(service):
+    warmed_up(service.app.pool.dispatcher.workers)
     make_bank(service, "small", 10)
     make_bank(service, "large", 100_000)
     started = time.monotonic()
@@ -177,7 +184,8 @@ def test_the_actors_of_a_node_share_one_built_bank(ray_session):
             return ray.get([w.run_chunk.remote("match_batch", {"banks": ["shared"]}, key, [ref], items, None)
                             for w in workers])
 
-        run("warm-up", ray.put([ray.put(BankMatcher("shared", []))]))  # the job modules' imports, before measuring
+        warmed_up(workers)
+        run("warm-up", ray.put([ray.put(BankMatcher("shared", []))]))  # the first context and chunk, before measuring
         processes = [psutil.Process(pid) for pid in ray.get([w.pid.remote() for w in workers])]
         before = [p.memory_full_info().uss for p in processes]
         outputs = run("bank", ray.put([ray.put(bank)]))  # a context: references to built banks

@@ -59,11 +59,19 @@ class Worker:
         cv2.setNumThreads(1)
         self.contexts: dict[str, object] = {}
         self._lock = threading.Lock()
-        threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
+        self._warm_up = threading.Thread(target=_warm_up, name="warm-up", daemon=True)
+        self._warm_up.start()
 
     @ray.method(concurrency_group="control")
     def pid(self) -> int:
         return os.getpid()
+
+    @ray.method(concurrency_group="control")
+    def warmed(self, timeout_s: float = 120.0) -> bool:
+        """Whether the warm-up is over, after waiting up to `timeout_s` for it (for measurements that must not
+        count it)."""
+        self._warm_up.join(timeout_s)
+        return not self._warm_up.is_alive()
 
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()
