@@ -221,12 +221,18 @@ def _column_step(total: np.ndarray, entering: np.ndarray, leaving: np.ndarray, d
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _column_add(total: np.ndarray, entering: np.ndarray, divisor: np.float32, out: np.ndarray, emit: bool) -> None:
-    """A step while the column window grows; it has an output once the window reaches its centre."""
+def _column_grow(total: np.ndarray, entering: np.ndarray) -> None:
+    """A step while the column window grows to its centre: no output yet."""
     for c in range(total.shape[0]):
         total[c] += entering[c]
-        if emit:
-            out[c] = total[c] / divisor
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _column_add(total: np.ndarray, entering: np.ndarray, divisor: np.float32, out: np.ndarray) -> None:
+    """A step while the column window grows past its centre."""
+    for c in range(total.shape[0]):
+        total[c] += entering[c]
+        out[c] = total[c] / divisor
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -259,29 +265,28 @@ def _downsample(rgb: np.ndarray) -> np.ndarray:
     total = np.zeros(width, np.float32)
     half = (along_cols + 2) // 2
     produced = 0
-    written = 0
-    unused = group[0]
     for entering in range(height + half - 1):
         # The column pass's step `entering`: add that row (while there is one), subtract row `entering - window`
-        # (once the window slides), and emit row `written` once the window has grown to its centre.
+        # (once the window slides), and, from the window's centre on, emit row `written`.
         if entering < height and entering >= produced:
             _blur_rows(pixels, width, produced, height, lines, sums, row_lengths, along_rows, ring)
             produced += LANES
-        emit = entering >= half - 1
-        out = group[written % LANES] if emit else unused
+        if entering < half - 1:
+            _column_grow(total, ring[entering % ring.shape[0]])
+            continue
+        written = entering - (half - 1)
+        out = group[written % LANES]
         if entering < along_cols:
-            _column_add(total, ring[entering % ring.shape[0]], np.float32(entering + 1), out, emit)
+            _column_add(total, ring[entering % ring.shape[0]], np.float32(entering + 1), out)
         elif entering < height:
             _column_step(total, ring[entering % ring.shape[0]], ring[(entering - along_cols) % ring.shape[0]],
                          np.float32(along_cols), out)
         else:
             leaving = entering - along_cols
             _column_sub(total, ring[leaving % ring.shape[0]], np.float32(height - leaving - 1), out)
-        if emit:
-            if written % LANES == LANES - 1 or written == height - 1:
-                top = written - written % LANES
-                _sample_rows(group, top, written - top + 1, along_rows, row_lengths, sampled_columns, sums, columns)
-            written += 1
+        if written % LANES == LANES - 1 or written == height - 1:
+            top = written - written % LANES
+            _sample_rows(group, top, written - top + 1, along_rows, row_lengths, sampled_columns, sums, columns)
     _box_columns(columns.copy(), columns, along_cols)
     block = np.empty((_SIDE, _SIDE), np.float32)
     for k in range(_SIDE):
