@@ -197,3 +197,15 @@ def test_the_actors_of_a_node_share_one_built_bank(ray_session):
     finally:
         for worker in workers:
             ray.kill(worker)
+
+
+def test_chunks_shrink_as_a_jobs_unclaimed_items_run_low():
+    """Full chunks while plenty is left; near the end each of the workers' slots (two per worker) gets a share,
+    so the last items do not queue behind one worker's running chunk."""
+    from types import SimpleNamespace
+
+    from workers.dispatcher import Dispatcher
+
+    dispatcher = Dispatcher(storage=None, banks=SimpleNamespace(get=None), chunk_size=16)
+    dispatcher.workers = [object(), object()]
+    assert [dispatcher._chunk_size(n) for n in (10_000, 64, 63, 20, 4, 1, 0)] == [16, 16, 16, 5, 1, 1, 1]

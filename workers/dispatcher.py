@@ -69,6 +69,9 @@ class ActiveJob:
     context: JobContext
     in_flight: set[int] = field(default_factory=set)
     idle_until: float = 0.0  # nothing to claim (other replicas hold the rest): look again after this
+    # Items nobody has claimed, as last counted less what this dispatcher claimed since: counted again only
+    # near the end, where the chunk size depends on it (a count per chunk grows with the job, per chunk).
+    unclaimed: int | None = None
 
 
 @dataclass
@@ -359,12 +362,15 @@ class Dispatcher:
         if worker is None:
             return False
         with self.storage.unit() as unit:
-            size = self._chunk_size(unit.jobs.count_pending(job.id) - len(job.in_flight))
-            items = unit.jobs.claim_items(job.id, self.owner, size, self.lease_s, exclude=job.in_flight)
+            if job.unclaimed is None or job.unclaimed < self.chunk_size * self._slots():
+                job.unclaimed = unit.jobs.count_pending(job.id) - len(job.in_flight)
+            items = unit.jobs.claim_items(job.id, self.owner, self._chunk_size(job.unclaimed), self.lease_s,
+                                          exclude=job.in_flight)
             solo = [item for item in items if item.attempts > 0]
             if solo:  # an item that was in a lost chunk goes alone, so a poison file costs only itself
                 unit.jobs.release_leases(self.owner, job.id, [item.idx for item in items if item is not solo[0]])
                 items = solo[:1]
+            job.unclaimed -= len(items)
         if not items:
             job.idle_until = time.monotonic() + self.poll_interval
             self._finish_if_done(job)
@@ -386,8 +392,10 @@ class Dispatcher:
         """Full chunks while there is plenty left, then smaller ones, so the job's last items are spread over
         every worker instead of waiting in one worker's queue behind its running chunk while the others idle
         (at 12 MP a chunk of 16 is 2.5 s of one core)."""
-        slots = max(1, len(self.workers) * CHUNKS_PER_WORKER)
-        return max(1, min(self.chunk_size, -(-unclaimed // slots)))
+        return max(1, min(self.chunk_size, -(-unclaimed // self._slots())))
+
+    def _slots(self) -> int:
+        return max(1, len(self.workers) * CHUNKS_PER_WORKER)
 
     def _chunk_items(self, job: ActiveJob, items: list, by_reference: bool) -> list[dict]:
         """What a chunk carries of its items: their stored inputs, for an actor that reads their blobs itself, or
