@@ -234,21 +234,27 @@ def reference_share(paths: list[Path], bank_pdqs: np.ndarray, barrier, spans) ->
     spans.put((started, time.monotonic()))
 
 
-def reference_images_per_s(batch: list[Path], bank_pdqs: np.ndarray, processes: int) -> float:
-    # Spawned, not forked: this process has run uvicorn's and Ray's threads.
+def span_in_processes(target, shares: list[tuple]) -> float:
+    """Run `target(*share, barrier, spans)` in one spawned process per share (spawned, not forked: this process
+    has run uvicorn's and Ray's threads); each times its loop after the barrier. Seconds from the first loop's
+    start to the last one's end."""
     context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(processes, timeout=600)
+    barrier = context.Barrier(len(shares), timeout=600)
     spans = context.Queue()
-    shares = [context.Process(target=reference_share, args=(batch[i::processes], bank_pdqs, barrier, spans))
-              for i in range(processes)]
-    for share in shares:
-        share.start()
-    for share in shares:
-        share.join()
-    if any(share.exitcode for share in shares):
-        raise RuntimeError(f"a reference process failed: exit codes {[share.exitcode for share in shares]}")
-    starts, ends = zip(*(spans.get() for _ in shares))
-    return len(batch) / (max(ends) - min(starts))
+    processes = [context.Process(target=target, args=(*share, barrier, spans)) for share in shares]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    if any(process.exitcode for process in processes):
+        raise RuntimeError(f"a {target.__name__} process failed: exit codes {[p.exitcode for p in processes]}")
+    starts, ends = zip(*(spans.get() for _ in processes))
+    return max(ends) - min(starts)
+
+
+def reference_images_per_s(batch: list[Path], bank_pdqs: np.ndarray, processes: int) -> float:
+    shares = [(batch[i::processes], bank_pdqs) for i in range(processes)]
+    return len(batch) / span_in_processes(reference_share, shares)
 
 
 def in_process_items(files: list[Path], bank_csv: str):
@@ -291,19 +297,7 @@ def side_by_side_images_per_s(files: list[Path], bank_csv: str, processes: int) 
     """The same in-process work in `processes` processes at once, each over all the distinct files: what the
     machine gives for it with every core busy, the ceiling of the pool's efficiency (cores that share caches,
     memory and a power budget each run slower than one alone)."""
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(processes, timeout=600)
-    spans = context.Queue()
-    shares = [context.Process(target=in_process_share, args=(files, bank_csv, barrier, spans))
-              for _ in range(processes)]
-    for share in shares:
-        share.start()
-    for share in shares:
-        share.join()
-    if any(share.exitcode for share in shares):
-        raise RuntimeError(f"an in-process share failed: exit codes {[share.exitcode for share in shares]}")
-    starts, ends = zip(*(spans.get() for _ in shares))
-    return processes * len(files) / (max(ends) - min(starts))
+    return processes * len(files) / span_in_processes(in_process_share, [(files, bank_csv)] * processes)
 
 
 def run_set(name: str, images: int, distinct: int, bank_pdqs: np.ndarray, bank_csv: str) -> None:
