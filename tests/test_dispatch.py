@@ -78,6 +78,14 @@ def test_a_large_bank_being_prepared_does_not_hold_a_one_item_job(service):
     assert service.wait(large_job, timeout=300)["status"] == "succeeded"
 
 
+def test_a_job_is_finished_when_its_last_chunk_comes_back_not_a_poll_later(service):
+    warmed_up(service.app.pool.dispatcher.workers)
+    make_bank(service, "bank", 10)
+    service.app.pool.dispatcher.poll_interval = 10.0  # the idle wait after a claim that found nothing
+    started = time.monotonic()
+    assert seconds_to_finish(service, hash_job(service, "bank"), started) < 5.0
+
+
 def test_a_bank_is_built_once_per_revision_for_every_job_and_lookup(service, monkeypatch):
     from workers import match_batch
 

@@ -73,6 +73,13 @@ class ActiveJob:
     # near the end, where the chunk size depends on it (a count per chunk grows with the job, per chunk).
     unclaimed: int | None = None
 
+    def returned(self, indices: list[int]) -> None:
+        """A chunk of the job came back (done, lost or given back): what is left to claim, or that nothing is,
+        is looked at again at once, not after the idle wait its last empty claim set (the job's last chunk
+        otherwise waited that long to finish the job)."""
+        self.in_flight.difference_update(indices)
+        self.idle_until = 0.0
+
 
 @dataclass
 class Chunk:
@@ -452,7 +459,7 @@ class Dispatcher:
             self.reads_blobs[chunk.worker] = False
             if job is not None:
                 self._give_back(job.id, chunk.indices)
-                job.in_flight.difference_update(chunk.indices)
+                job.returned(chunk.indices)
             return
         if job is None:
             return
@@ -468,7 +475,7 @@ class Dispatcher:
         except Exception:  # e.g. a deadlock the database broke, a lost connection: the items are done again
             log.exception("writing the results of a chunk of job %s failed; its items go back", job.id)
             self._give_back(job.id, chunk.indices)
-        job.in_flight.difference_update(chunk.indices)
+        job.returned(chunk.indices)
 
     def _give_back(self, job_id: str, indices: list[int]) -> None:
         """Release leases now if the database lets us; otherwise they expire (no longer renewed)."""
@@ -492,4 +499,4 @@ class Dispatcher:
         except Exception:
             log.exception("recording a lost chunk of job %s failed; its items go back", job.id)
             self._give_back(job.id, chunk.indices)
-        job.in_flight.difference_update(chunk.indices)
+        job.returned(chunk.indices)
