@@ -3,6 +3,7 @@ requests. Nothing above `workers/` imports Ray."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 from concurrent.futures import TimeoutError as FutureTimeout
 
@@ -16,6 +17,12 @@ from workers.reaper import Reaper
 # agent, so each process reports it cannot reach one) and the accelerator env-var override (fimg's workers use
 # no GPU; 0 is Ray's announced future default, and its FutureWarning goes). An operator's own setting wins.
 QUIET_RAY = {"RAY_enable_metrics_collection": "0", "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0"}
+
+# The service builds banks on its preparation threads, beside the dispatch loop and the API's requests. A thread
+# back from the database or Ray waits for the GIL until the building thread is made to drop it, by default after
+# 5 ms, and a request or a job's step waits that way many times: a one-item job beside a 100k-record bank's
+# build took ten times as long (docs/architecture.md, "The service's threads").
+SWITCH_INTERVAL_S = 0.0005
 
 
 class WorkerPool:
@@ -34,6 +41,7 @@ class WorkerPool:
         """Start Ray (unless this process is already connected) and the dispatcher (of `only_jobs`, if given)."""
         for name, value in QUIET_RAY.items():
             os.environ.setdefault(name, value)  # read by ray.init here and by every Ray process it starts
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         before_ray = Reaper.children()
         self._started_ray = start_ray(self.ray_address, self.num_cpus)
         if self._started_ray and self.ray_address is None:
