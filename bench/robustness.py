@@ -214,6 +214,12 @@ def straighten(degrees: float) -> Transform:
     return apply
 
 
+def random_straighten(low: float, high: float) -> Transform:
+    def apply(image, rng):
+        return straighten(float(rng.uniform(low, high) * rng.choice([-1, 1])))(image, rng)
+    return apply
+
+
 def one_side(low: float, high: float) -> Transform:
     """A crop of a fraction drawn from [low, high] off one side drawn at random."""
     def apply(image, rng):
@@ -383,7 +389,9 @@ FAMILY.update({
                     "mirror+crop_rand_1-8%": then(MIRROR, random_crop(0.01, 0.08))},
     "crop_turn": {"crop_5%+rotate_3": then(CENTRE_5, rotate(3)), "rotate_-2+crop_5%": then(rotate(-2), CENTRE_5),
                   "straighten_3": straighten(3), "straighten_-6": straighten(-6),
-                  "crop_left_10%+turn_canvas_4": then(crop(0.1, 0, 0, 0), turn_canvas(4))},
+                  "crop_left_10%+turn_canvas_4": then(crop(0.1, 0, 0, 0), turn_canvas(4)),
+                  "crop_5%+rotate_rand_1-6": then(CENTRE_5, random_rotate(1, 6)),
+                  "straighten_rand_1-6": random_straighten(1, 6)},
     "small": {"small_280+crop_5%": then(shrink_to(280), CENTRE_5),
               "small_250+crop_left_10%": then(shrink_to(250), crop(0.1, 0, 0, 0)),
               "small_200+crop_rand_1-8%": then(shrink_to(200), random_crop(0.01, 0.08)),

@@ -18,6 +18,12 @@ lies inside the picture and its centre is not inside a stronger kept blob. Hash:
 most HASH_SIDE pixels, scaled to 64x64 by area, the 16x16 lowest non-DC DCT frequencies (as PDQ) thresholded at their median; squares with PDQ's
 quality below PDQ_MIN_QUALITY (flat sky, a wall) are skipped.
 
+Squares are axis-aligned, so a picture turned a few degrees inside its own canvas and cut (a straightened photo,
+a crop of a turned one) moves every square's hash as far as a whole picture's. A bank therefore also stores the
+regions of the picture turned by each of TURNED_ANGLES (`turned_region_hashes`): rows are cheap beside probes,
+and the query stays as it is. Squares cut along SIFT's own angle instead were tried and lost more than they gained:
+the angle is not repeatable to the degree a 64x64 hash needs (docs/robustness.md).
+
 Constants set on the robustness benchmark (bench/robustness.py, docs/robustness.md).
 """
 from __future__ import annotations
@@ -45,6 +51,9 @@ MIN_BLOB_SIZE = 0.03
 SQUARE_PER_BLOB = 6.0
 BANK_REGIONS = 12  # squares stored per record and per hand (24 rows): fewer pictures offer more
 QUERY_REGIONS = 8  # looked up per query, each a probe: 8 over 5 adds a tenth of the crops' region recall at 14
+# One degree apart: a turn half a degree off the nearest stored one is still found (1.5 apart lost a third there).
+TURNED_ANGLES = tuple(float(a) for a in range(-6, 7) if a)
+TURNED_REGIONS = QUERY_REGIONS  # stored per turned copy: a query looks up no more
 
 
 class RegionHash(Hash256):
@@ -119,4 +128,16 @@ def region_hashes(rgb: np.ndarray, limit: int = BANK_REGIONS) -> list[RegionHash
             hashes.append(RegionHash(int(_to_hash(dct @ block @ dct.T))))
             if len(hashes) == limit:
                 break
+    return hashes
+
+
+def turned_region_hashes(rgb: np.ndarray) -> list[RegionHash]:
+    """The region hashes of the picture turned by each of TURNED_ANGLES inside its own canvas (corners black, as
+    a turned crop's are cut away), TURNED_REGIONS per turn: the bank's rows for crops of turned copies."""
+    small = np.ascontiguousarray(area_reduced(rgb, HASH_SIDE))
+    height, width = small.shape[:2]
+    hashes = []
+    for angle in TURNED_ANGLES:
+        turn = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+        hashes += region_hashes(cv2.warpAffine(small, turn, (width, height), flags=cv2.INTER_CUBIC), TURNED_REGIONS)
     return hashes

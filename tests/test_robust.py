@@ -15,7 +15,8 @@ from imaging.hashes import PdqHash
 from imaging.matching import (VARIANT_THRESHOLD, BankEntry, BankMatcher, QueryHashes, bank_entry, hashes_for_bank,
                               image_query, report_status)
 from imaging.pdq import pdq
-from imaging.regions import BANK_REGIONS, HASH_SIDE, REGION_THRESHOLD, RegionHash, region_hashes, region_match
+from imaging.regions import (BANK_REGIONS, HASH_SIDE, REGION_THRESHOLD, TURNED_ANGLES, TURNED_REGIONS, RegionHash,
+                             region_hashes, region_match, turned_region_hashes)
 from imaging.resample import area_reduced
 from imaging.robust import bank_variants, fill_corners, trim_borders, uncaptioned, untilted
 
@@ -177,7 +178,7 @@ def test_distinct_pictures_do_not_match_even_when_edited(fixtures_dir, matcher, 
 
 
 # Crops beyond the stored ones are found by region hashes (mirrored crops by the mirrored rows; a crop turned on
-# an expanded canvas by the regions of the upright picture). Not on every picture: the benchmark's recall per
+# an expanded canvas by the regions of the upright picture; a turned crop by the rows of the turned copies). Not on every picture: the benchmark's recall per
 # crop is below 1 (docs/robustness.md); these are fixture crops the regions find, obama's one-sided ones they miss.
 def thumbnail(rgb: np.ndarray, side: int) -> np.ndarray:
     image = Image.fromarray(rgb)
@@ -199,6 +200,8 @@ REGION_EDITS = {
     "mirror_crop_left_12%": lambda rgb: cut(rgb[:, ::-1], 0.12, 0, 0, 0),
     "small_260_crop_8%": lambda rgb: cut(thumbnail(rgb, 260), 0.08, 0.08, 0.08, 0.08),
     "crop_left_10%_on_turned_canvas": lambda rgb: turned(cut(rgb, 0.1, 0, 0, 0), 4, expand=True),
+    "turned_2.5_crop_6%": lambda rgb: cut(turned(rgb, 2.5), 0.06, 0.06, 0.06, 0.06),
+    "straightened_-4": lambda rgb: cut(turned(rgb, -4), 0.1, 0.1, 0.1, 0.1),
 }
 
 
@@ -207,7 +210,8 @@ REGION_EDITS = {
                                             ("bridge", "crop_top_15%"), ("coaster", "crop_asymmetric"),
                                             ("q0746", "mirror_crop_left_12%"), ("obama", "small_260_crop_8%"),
                                             ("coaster", "small_260_crop_8%"),
-                                            ("obama", "crop_left_10%_on_turned_canvas")])
+                                            ("obama", "crop_left_10%_on_turned_canvas"),
+                                            ("obama", "turned_2.5_crop_6%"), ("coaster", "straightened_-4")])
 def test_cropped_pictures_match_by_their_regions(matcher, banked, name, edit):
     edited = REGION_EDITS[edit](banked[name])
     assert pdq(np.ascontiguousarray(edited))[0] - pdq(banked[name])[0] > 31
@@ -305,7 +309,8 @@ def test_bank_variants_stay_within_the_row_budget(banked):
         kinds = [kind for kind, _ in bank_variants(rgb)]
         assert set(kinds) <= {"pdq_dihedral", "pdq_rotated", "pdq_crop", "pdq_trimmed", "pdq_band", "pdq_region"}
         assert kinds.count("pdq_dihedral") == 7 and kinds.count("pdq_rotated") == 6
-        assert 4 <= kinds.count("pdq_region") <= 2 * BANK_REGIONS, name  # each square in both hands
+        # each square in both hands, and those of every turned copy
+        assert 4 <= kinds.count("pdq_region") <= 2 * BANK_REGIONS + len(TURNED_ANGLES) * TURNED_REGIONS, name
         assert len(kinds) - kinds.count("pdq_region") <= 22, name
 
 
@@ -390,12 +395,19 @@ def test_untilted_leaves_other_pictures_alone(banked):
     assert untilted(turned(banked["bridge"], 0.2, expand=True)) is None  # not turned enough to need it
 
 
-def test_a_record_stores_the_regions_of_its_mirror_image(banked):
-    """So that a mirrored crop finds its record: the mirror image's own squares, found afresh."""
+def test_a_record_stores_the_regions_of_its_mirror_image_and_of_its_turned_copies(banked):
+    """So that a mirrored crop finds its record: the mirror image's own squares, found afresh; and a turned crop:
+    the squares of the picture turned by each stored angle."""
     bridge = banked["bridge"]
     stored = [h for kind, h in bank_variants(bridge) if kind == "pdq_region"]
     mirrored = region_hashes(np.ascontiguousarray(bridge[:, ::-1]))
-    assert stored == region_hashes(bridge) + mirrored
+    assert stored == region_hashes(bridge) + mirrored + turned_region_hashes(bridge)
+    small = np.ascontiguousarray(area_reduced(bridge, HASH_SIDE))
+    height, width = small.shape[:2]
+    for angle in (-3.0, 5.0):
+        turn = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+        turned_copy = cv2.warpAffine(small, turn, (width, height), flags=cv2.INTER_CUBIC)
+        assert set(region_hashes(turned_copy, TURNED_REGIONS)) <= set(stored), angle
     assert all(min(h - s for s in stored) == 0 for h in region_hashes(np.ascontiguousarray(bridge[:, ::-1]), 8))
 
 
