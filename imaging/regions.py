@@ -21,7 +21,8 @@ quality below PDQ_MIN_QUALITY (flat sky, a wall) are skipped.
 Squares are axis-aligned, so a picture turned a few degrees inside its own canvas and cut (a straightened photo,
 a crop of a turned one) moves every square's hash as far as a whole picture's. A bank therefore also stores the
 regions of the picture turned by each of TURNED_ANGLES (`turned_region_hashes`): rows are cheap beside probes,
-and the query stays as it is. Squares cut along SIFT's own angle instead were tried and lost more than they gained:
+and the query stays as it is. Likewise for crops, which scale what is left on the detection copy: the bank stores
+the squares found at the scales crops of 10-30% give (`cropped_region_hashes`). Squares cut along SIFT's own angle instead were tried and lost more than they gained:
 the angle is not repeatable to the degree a 64x64 hash needs (docs/robustness.md).
 
 Constants set on the robustness benchmark (bench/robustness.py, docs/robustness.md).
@@ -54,6 +55,10 @@ QUERY_REGIONS = 8  # looked up per query, each a probe: 8 over 5 adds a tenth of
 # One degree apart: a turn half a degree off the nearest stored one is still found (1.5 apart lost a third there).
 TURNED_ANGLES = tuple(float(a) for a in range(-6, 7) if a)
 TURNED_REGIONS = QUERY_REGIONS  # stored per turned copy: a query looks up no more
+# A crop to f of the longer side shows the rest 1/f larger on the detection copy, so other blobs come first: the
+# bank also stores the squares found on a copy DETECT_SIDE / f pixels long, for each f.
+CROP_FRACTIONS = (0.9, 0.8, 0.7)
+CROP_REGIONS = QUERY_REGIONS
 
 
 class RegionHash(Hash256):
@@ -107,14 +112,15 @@ def _blob_squares(grey: np.ndarray) -> Iterator[tuple[float, float, float]]:
         yield x, y, half
 
 
-def region_hashes(rgb: np.ndarray, limit: int = BANK_REGIONS) -> list[RegionHash]:
-    """Hashes of the picture's `limit` strongest region squares that are not flat, strongest first."""
+def region_hashes(rgb: np.ndarray, limit: int = BANK_REGIONS, detect_side: int = DETECT_SIDE) -> list[RegionHash]:
+    """Hashes of the picture's `limit` strongest region squares that are not flat, strongest first, the squares
+    found on a copy `detect_side` pixels on its longer side."""
     if min(rgb.shape[:2]) < MIN_SIDE:
         return []
     # Reduced before it is made grey, so that the regions of a picture and of its reduced copy
     # (`area_reduced(rgb, HASH_SIDE)`, which the variants are hashed from too) are the same.
     grey = cv2.cvtColor(np.ascontiguousarray(area_reduced(rgb, HASH_SIDE)), cv2.COLOR_RGB2GRAY)
-    detect = area_reduced(grey, DETECT_SIDE)
+    detect = area_reduced(grey, detect_side)
     scale_x, scale_y = grey.shape[1] / detect.shape[1], grey.shape[0] / detect.shape[0]
     dct = _dct_matrix()
     hashes = []
@@ -141,3 +147,12 @@ def turned_region_hashes(rgb: np.ndarray) -> list[RegionHash]:
         turn = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
         hashes += region_hashes(cv2.warpAffine(small, turn, (width, height), flags=cv2.INTER_CUBIC), TURNED_REGIONS)
     return hashes
+
+
+def cropped_region_hashes(rgb: np.ndarray) -> list[RegionHash]:
+    """The region hashes of the picture found at the scale a crop to each of CROP_FRACTIONS of its longer side
+    would be found at, CROP_REGIONS per scale: the bank's rows for crops whose strongest squares are not the
+    whole picture's."""
+    small = np.ascontiguousarray(area_reduced(rgb, HASH_SIDE))
+    return [region for fraction in CROP_FRACTIONS
+            for region in region_hashes(small, CROP_REGIONS, detect_side=round(DETECT_SIDE / fraction))]

@@ -10,8 +10,9 @@ extra hashes put the framing back:
   `pdq_rotated` turns of +-1.5, +-3 and +-4.5 degrees on the same canvas, corners black; `pdq_crop` the centre
   crop to 90% of each side and the centred square, in both hands; `pdq_band` the middle 70% of the rows;
   `pdq_trimmed` the picture inside its border, in both hands, when the enrolled image itself has one; and
-  `pdq_region` the hashes of its salient squares, of its mirror image's and of its copies turned by 1-6
-  degrees (`imaging.regions`), for crops off the stored ones, mirrored, turned or not, and overlays;
+  `pdq_region` the hashes of its salient squares, of its mirror image's (each also as crops of 10-30% would
+  find them) and of its copies turned by 1-6 degrees (`imaging.regions`), for crops off the stored ones,
+  mirrored, turned or not, and overlays;
 - the query normalises (`query_variants`): `untilted` turns a picture turned on an expanded canvas (black or
   any uniform colour in its corners, as phone editors and image libraries turn by default) back upright and
   cuts it out (`pdq_rotated`); `trim_borders` cuts letterbox bars, padding and the page around a screenshot
@@ -44,7 +45,7 @@ from PIL import Image, ImageDraw
 
 from imaging.hashes import PdqHash
 from imaging.pdq import PDQ_MIN_QUALITY, pdq
-from imaging.regions import HASH_SIDE, REGION_KIND, region_hashes, turned_region_hashes
+from imaging.regions import HASH_SIDE, REGION_KIND, cropped_region_hashes, region_hashes, turned_region_hashes
 from imaging.resample import area_reduced
 
 VARIANT_SIDE = HASH_SIDE  # variants are hashed from a copy this size: PDQ works at 64x64, and enrolment stays fast
@@ -282,8 +283,8 @@ def _centre_crops(rgb: np.ndarray) -> list[np.ndarray]:
 def bank_variants(rgb: np.ndarray) -> list[tuple[str, PdqHash]]:
     """Extra hashes a bank stores for an enrolled image, beside its plain PDQ hash: its mirror image and
     right-angle turns (all seven), small turns, centre crops in both hands, the middle band, the picture inside
-    its border in both hands if it has one, and its region hashes (its own, its mirror image's and its turned
-    copies')."""
+    its border in both hands if it has one, and its region hashes (its own and its mirror image's, each also at
+    the scales crops give, and its turned copies')."""
     image = _working_copy(rgb)
     variants = _strong("pdq_dihedral", image[:, ::-1])
     for turns in (1, 2, 3):
@@ -297,8 +298,12 @@ def bank_variants(rgb: np.ndarray) -> list[tuple[str, PdqHash]]:
     trimmed = trim_borders(rgb, image)
     if trimmed is not None:
         variants += _both_hands("pdq_trimmed", trimmed)
-    regions = region_hashes(image) + region_hashes(np.ascontiguousarray(image[:, ::-1])) + turned_region_hashes(image)
-    return variants + [(REGION_KIND, region) for region in regions]
+    mirror = np.ascontiguousarray(image[:, ::-1])
+    regions = (region_hashes(image) + region_hashes(mirror) + turned_region_hashes(image)
+               + cropped_region_hashes(image) + cropped_region_hashes(mirror))
+    # A square found again at another scale or turn is stored once (a tenth of the rows): two query regions on
+    # one square stored twice would also count as the two different squares a region match needs.
+    return variants + [(REGION_KIND, region) for region in dict.fromkeys(regions)]
 
 
 def query_variants(rgb: np.ndarray) -> tuple[list[tuple[str, PdqHash]], np.ndarray]:

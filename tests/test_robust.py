@@ -15,8 +15,9 @@ from imaging.hashes import PdqHash
 from imaging.matching import (VARIANT_THRESHOLD, BankEntry, BankMatcher, QueryHashes, bank_entry, hashes_for_bank,
                               image_query, report_status)
 from imaging.pdq import pdq
-from imaging.regions import (BANK_REGIONS, HASH_SIDE, REGION_THRESHOLD, TURNED_ANGLES, TURNED_REGIONS, RegionHash,
-                             region_hashes, region_match, turned_region_hashes)
+from imaging.regions import (BANK_REGIONS, CROP_FRACTIONS, CROP_REGIONS, HASH_SIDE, REGION_THRESHOLD, TURNED_ANGLES,
+                             TURNED_REGIONS, RegionHash, cropped_region_hashes, region_hashes, region_match,
+                             turned_region_hashes)
 from imaging.resample import area_reduced
 from imaging.robust import bank_variants, fill_corners, trim_borders, uncaptioned, untilted
 
@@ -309,8 +310,9 @@ def test_bank_variants_stay_within_the_row_budget(banked):
         kinds = [kind for kind, _ in bank_variants(rgb)]
         assert set(kinds) <= {"pdq_dihedral", "pdq_rotated", "pdq_crop", "pdq_trimmed", "pdq_band", "pdq_region"}
         assert kinds.count("pdq_dihedral") == 7 and kinds.count("pdq_rotated") == 6
-        # each square in both hands, and those of every turned copy
-        assert 4 <= kinds.count("pdq_region") <= 2 * BANK_REGIONS + len(TURNED_ANGLES) * TURNED_REGIONS, name
+        # each square in both hands, also at the crops' scales, and those of every turned copy
+        most = 2 * BANK_REGIONS + len(TURNED_ANGLES) * TURNED_REGIONS + 2 * len(CROP_FRACTIONS) * CROP_REGIONS
+        assert 4 <= kinds.count("pdq_region") <= most, name
         assert len(kinds) - kinds.count("pdq_region") <= 22, name
 
 
@@ -396,12 +398,14 @@ def test_untilted_leaves_other_pictures_alone(banked):
 
 
 def test_a_record_stores_the_regions_of_its_mirror_image_and_of_its_turned_copies(banked):
-    """So that a mirrored crop finds its record: the mirror image's own squares, found afresh; and a turned crop:
-    the squares of the picture turned by each stored angle."""
+    """So that a mirrored crop finds its record: the mirror image's own squares, found afresh; a turned crop:
+    the squares of the picture turned by each stored angle; a deeper crop: the squares found at its scale."""
     bridge = banked["bridge"]
     stored = [h for kind, h in bank_variants(bridge) if kind == "pdq_region"]
     mirrored = region_hashes(np.ascontiguousarray(bridge[:, ::-1]))
-    assert stored == region_hashes(bridge) + mirrored + turned_region_hashes(bridge)
+    found = (region_hashes(bridge) + mirrored + turned_region_hashes(bridge)
+             + cropped_region_hashes(bridge) + cropped_region_hashes(np.ascontiguousarray(bridge[:, ::-1])))
+    assert stored == list(dict.fromkeys(found)) and len(set(stored)) == len(stored) < len(found)
     small = np.ascontiguousarray(area_reduced(bridge, HASH_SIDE))
     height, width = small.shape[:2]
     for angle in (-3.0, 5.0):
