@@ -20,10 +20,11 @@ quality below PDQ_MIN_QUALITY (flat sky, a wall) are skipped.
 
 Squares are axis-aligned, so a picture turned a few degrees inside its own canvas and cut (a straightened photo,
 a crop of a turned one) moves every square's hash as far as a whole picture's. A bank therefore also stores the
-regions of the picture turned by each of TURNED_ANGLES (`turned_region_hashes`): rows are cheap beside probes,
-and the query stays as it is. Likewise for crops, which scale what is left on the detection copy: the bank stores
-the squares found at the scales crops of 10-30% give (`cropped_region_hashes`). Squares cut along SIFT's own angle instead were tried and lost more than they gained:
-the angle is not repeatable to the degree a 64x64 hash needs (docs/robustness.md).
+regions of the picture turned by each of TURNED_ANGLES (`turned_region_hashes`), and the query stays as it is.
+Likewise for crops, which scale what is left on the detection copy: the bank stores the squares found at the
+scales crops of 10-30% give (`cropped_region_hashes`). Both cost rows, index memory and lookup time (146 region
+rows per record instead of 23; docs/robustness.md). Squares cut along SIFT's own angle instead were tried and
+lost more than they gained: the angle is not repeatable to the degree a 64x64 hash needs.
 
 Constants set on the robustness benchmark (bench/robustness.py, docs/robustness.md).
 """
