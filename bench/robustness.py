@@ -183,9 +183,14 @@ def rotate(degrees: float, fill: tuple[int, int, int] = (0, 0, 0)) -> Transform:
     return apply
 
 
+def signed_angle(rng: np.random.Generator, low: float, high: float) -> float:
+    """A turn drawn from [low, high] degrees, either way."""
+    return float(rng.uniform(low, high) * rng.choice([-1, 1]))
+
+
 def random_rotate(low: float, high: float) -> Transform:
     def apply(image, rng):
-        return rotate(float(rng.uniform(low, high) * rng.choice([-1, 1])))(image, rng)
+        return rotate(signed_angle(rng, low, high))(image, rng)
     return apply
 
 
@@ -200,7 +205,7 @@ def turn_canvas(degrees: float, fill: tuple[int, int, int] = (0, 0, 0)) -> Trans
 def random_turn_canvas(low: float, high: float) -> Transform:
     def apply(image, rng):
         fill = (BLACK, WHITE)[int(rng.integers(2))]
-        return turn_canvas(float(rng.uniform(low, high) * rng.choice([-1, 1])), fill)(image, rng)
+        return turn_canvas(signed_angle(rng, low, high), fill)(image, rng)
     return apply
 
 
@@ -219,7 +224,7 @@ def straighten(degrees: float) -> Transform:
 
 def random_straighten(low: float, high: float) -> Transform:
     def apply(image, rng):
-        return straighten(float(rng.uniform(low, high) * rng.choice([-1, 1])))(image, rng)
+        return straighten(signed_angle(rng, low, high))(image, rng)
     return apply
 
 
