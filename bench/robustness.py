@@ -487,17 +487,17 @@ def lookup_cost(records: int, shape: LookupShape, seed: int) -> dict[str, float]
     does in the worker."""
     rng = np.random.default_rng(seed)
 
-    def index_of(rows: int) -> HammingIndex:
-        index = HammingIndex()
+    def index_of(rows: int, radius: int) -> HammingIndex:
+        index = HammingIndex(radius)
         index.add(rng.integers(0, 256, (rows, 32), dtype=np.uint8), np.arange(rows, dtype=np.int64))
         return index
 
     def random_hashes(count: int) -> np.ndarray:
         return rng.integers(0, 256, (count, 32), dtype=np.uint8)
 
-    own = index_of(records)
-    variants = index_of(round(records * shape.variants_per_record))
-    regions = index_of(round(records * shape.regions_per_record))
+    own = index_of(records, PDQ_THRESHOLD)
+    variants = index_of(round(records * shape.variants_per_record), VARIANT_THRESHOLD)
+    regions = index_of(round(records * shape.regions_per_record), REGION_THRESHOLD)
 
     def plain() -> None:
         own.search(random_hashes(1), PDQ_THRESHOLD)

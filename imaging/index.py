@@ -9,8 +9,13 @@ pigeonhole principle; r_i = -1 skips table i). The radii are chosen per query ra
 probes and candidates, candidates are verified by a popcount over four uint64 words, and a segment whose
 tables would cost more than reading every row is scanned linearly, so any radius 0..256 is exact.
 
-The substring width follows the segment size (about log2(n) bits, at most 24), so most probes of a
-PDQ-threshold query (d = 31: radius 2 on most tables) hit zero or one row.
+The substring width follows the segment size (about log2(n) bits) and the radius the index is built for
+(`HammingIndex(radius)`, 31 by default: radius 2 on most tables), so most probes hit zero or one row. A table
+is addressed directly by at most 24 bits (64 MB of offsets); a segment of more than 2**24 rows may cut wider
+substrings, up to 32 bits, and keeps each table entry's bits beyond the 24 in a byte beside it: a probe reads
+its bucket's bytes and verifies only the rows whose byte agrees. At 146M rows searched at 14 (a robust bank's
+regions at 1M records) 8 tables of 32 bits cost 1.9x a plain lookup at 1M rows against 4.6x for 11 tables of
+23-24 bits (8 queries, same run); 18M rows at 20, 10 tables of 26 bits 0.83x against 1.13x.
 
 Incremental updates: rows live in immutable segments, newest last. ``add`` builds a segment for the batch
 and merges it with its predecessor while the predecessor is less than four times larger, so an index holds
@@ -22,7 +27,7 @@ Ids are unique: adding an id that is already present replaces its hash (upsert);
 
 Memory (``memory_bytes``, one segment of uniformly random hashes): 1M hashes 139 MB (13 tables of 19-20
 bits), 10M hashes 1320 MB (11 tables of 23-24 bits), i.e. 130-140 MB per million: per row 32 B hash, 8 B id,
-1 B tombstone and 4 B per table, plus 4 B per bucket (2**b per table).
+1 B tombstone and 4 B per table (5 B with an extra byte), plus 4 B per bucket (2**b per table, b <= 24).
 
 Speed (bench/index.py on 2 cores shared with other work, d = 31, half near-copy and half random queries,
 timed alternately with faiss IndexBinaryMultiHash at its fastest exact setting, nhash=11 b=23 nflip=2):
@@ -47,20 +52,25 @@ from numba import njit
 HASH_BYTES = 32
 _WORDS = 4
 _BITS = 256
-_MAX_SUBSTRING_BITS = 24
+# A table's buckets are addressed directly by at most this many of its substring's bits (2**24 offsets, 64 MB);
+# a wider substring keeps its further bits, at most _MAX_EXTRA_BITS, in a byte beside each row of the table,
+# and a probe reads its bucket's bytes and verifies only the rows whose bytes agree.
+_MAX_DIRECT_BITS = 24
+_MAX_EXTRA_BITS = 8
 # Segments smaller than this get no tables and are scanned: probing them costs more numpy calls than
 # reading a few hundred rows.
 _LINEAR_SEGMENT_ROWS = 256
-# Relative cost of one probe (bucket lookup) and one verified candidate row; measured on this code at 10M
-# rows, about 35 ns and 80 ns.
+# Relative cost of one probe (bucket lookup), one extra byte read in a bucket and one verified candidate row;
+# measured on this code at 10M rows, about 35 ns and 80 ns for probes and candidates.
 _PROBE_COST = 1.0
+_EXTRA_BYTE_COST = 0.1
 _CANDIDATE_COST = 2.0
 # Work is cut into blocks of about this many probes/candidates: numpy temporaries of this size stay in
 # the allocator's reused heap instead of fresh pages, which is several times faster.
 _BLOCK = 1 << 14
 _MERGE_RATIO = 4
 _DEAD_FRACTION_TO_COMPACT = 0.25
-_FILE_FORMAT = 1
+_FILE_FORMAT = 2
 
 _BYTE_SUM = np.uint64(0x0101010101010101)
 _SHIFT_TOP_BYTE = np.uint64(56)
@@ -151,11 +161,12 @@ def _substring_key(words: np.ndarray, row: int, table: int, shifts: tuple) -> in
 
 @njit(cache=True, nogil=True)
 def _fill_tables(
-    words: np.ndarray, shifts: tuple, lengths: np.ndarray, bases: np.ndarray, offsets: np.ndarray,
-    table_rows: np.ndarray,
+    words: np.ndarray, shifts: tuple, lengths: np.ndarray, extra_bits: np.ndarray, bases: np.ndarray,
+    offsets: np.ndarray, table_rows: np.ndarray, extra: np.ndarray,
 ) -> None:
-    """Fill a segment's CSR tables. One pass over the words parks every table's keys in its own part of
-    `table_rows`, which `_sort_table` then overwrites with the rows."""
+    """Fill a segment's CSR tables (and the extra bytes of its wide ones). One pass over the words parks every
+    table's keys in its own part of `table_rows` (a 32-bit key wraps in the int32, and is read back masked),
+    which `_sort_table` then overwrites with the rows."""
     rows = words.shape[0]
     partitioned = np.empty(rows, np.int64)
     for row in range(rows):
@@ -163,48 +174,58 @@ def _fill_tables(
             table_rows[table * rows + row] = _substring_key(words, row, table, shifts)
     for table in range(len(lengths)):
         first = table * rows
-        _sort_table(table_rows[first : first + rows], lengths[table], bases[table], first, offsets, partitioned)
+        _sort_table(table_rows[first : first + rows], lengths[table] - extra_bits[table], extra_bits[table],
+                    bases[table], first, offsets, partitioned, extra)
     offsets[len(offsets) - 1] = len(table_rows)
 
 
 @njit(cache=True, nogil=True)
 def _sort_table(
-    keys_then_rows: np.ndarray, bits: int, base: int, first: int, offsets: np.ndarray, partitioned: np.ndarray
+    keys_then_rows: np.ndarray, bits: int, extra_bits: int, base: int, first: int, offsets: np.ndarray,
+    partitioned: np.ndarray, extra: np.ndarray,
 ) -> None:
-    """Stable counting sort of one table's rows by key, and the offsets of its 2**bits buckets.
+    """Stable counting sort of one table's rows by the key's top `bits` (its bucket), the offsets of its 2**bits
+    buckets, and each placed row's low `extra_bits` in `extra`.
 
     In two levels of about 2**(bits / 2) counters each, as one level of 2**bits counters misses the cache on
-    almost every row: the rows are partitioned by the key's high part (kept as key << 32 | row), then each
-    partition, which spans a run of consecutive buckets, is counted and placed by the low part.
+    almost every row: the rows are partitioned by the bucket's high part (kept as key << 31 | row: a key has at
+    most 32 bits and a row 31), then each partition, which spans a run of consecutive buckets, is counted and
+    placed by the low part.
     """
     low_bits = bits - bits // 2
     low_mask = (1 << low_bits) - 1
+    extra_mask = (1 << extra_bits) - 1
+    low_shift = 31 + extra_bits
     partition_next = np.zeros((1 << (bits // 2)) + 1, np.int64)
     for row in range(len(keys_then_rows)):
-        partition_next[(keys_then_rows[row] >> low_bits) + 1] += 1
+        partition_next[((np.int64(keys_then_rows[row]) & 0xFFFFFFFF) >> (extra_bits + low_bits)) + 1] += 1
     for partition in range(1, len(partition_next)):
         partition_next[partition] += partition_next[partition - 1]
     for row in range(len(keys_then_rows)):
-        key = np.int64(keys_then_rows[row])
-        position = partition_next[key >> low_bits]
-        partitioned[position] = (key << 32) | row
-        partition_next[key >> low_bits] = position + 1
+        key = np.int64(keys_then_rows[row]) & 0xFFFFFFFF
+        high = key >> (extra_bits + low_bits)
+        position = partition_next[high]
+        partitioned[position] = (key << 31) | row
+        partition_next[high] = position + 1
     bucket_next = np.empty(1 << low_bits, np.int64)
     begin = bucket_start = 0
     for partition in range(1 << (bits // 2)):
         end = partition_next[partition]  # after the scatter, where the partition ends
         bucket_next[:] = 0
         for entry in range(begin, end):
-            bucket_next[(partitioned[entry] >> 32) & low_mask] += 1
+            bucket_next[(partitioned[entry] >> low_shift) & low_mask] += 1
         for low in range(1 << low_bits):
             count = bucket_next[low]
             offsets[base + (partition << low_bits) + low] = first + bucket_start
             bucket_next[low] = bucket_start
             bucket_start += count
         for entry in range(begin, end):
-            low = (partitioned[entry] >> 32) & low_mask
-            keys_then_rows[bucket_next[low]] = partitioned[entry] & 0xFFFFFFFF
-            bucket_next[low] += 1
+            low = (partitioned[entry] >> low_shift) & low_mask
+            position = bucket_next[low]
+            keys_then_rows[position] = partitioned[entry] & 0x7FFFFFFF
+            if extra_bits:
+                extra[first + position] = (partitioned[entry] >> 31) & extra_mask
+            bucket_next[low] = position + 1
         begin = end
 
 
@@ -224,13 +245,15 @@ def _split_lengths(tables: int) -> tuple[int, ...]:
     return (base + 1,) * extra + (base,) * (tables - extra)
 
 
-def _plan_radii(lengths: tuple[int, ...], rows: int, max_distance: int) -> tuple[list[int], float]:
+def _plan_radii(lengths: tuple[int, ...], direct_bits: int, rows: int, max_distance: int) -> tuple[list[int], float]:
     """Probe radius per table (-1 = skip) covering `max_distance`, and its estimated cost per query.
 
     Greedy on the marginal cost of widening one table by one bit: the marginal cost C(b, r + 1) grows with
     r, so the greedy choice is optimal for this separable cost.
     """
-    per_probe = [_PROBE_COST + _CANDIDATE_COST * rows / 2.0**bits for bits in lengths]
+    per_probe = [_PROBE_COST + _CANDIDATE_COST * rows / 2.0**bits
+                 + (_EXTRA_BYTE_COST * rows / 2.0**direct_bits if bits > direct_bits else 0.0)
+                 for bits in lengths]
     radii = [-1] * len(lengths)
     cost = 0.0
     for _ in range(max_distance + 1):
@@ -244,32 +267,59 @@ def _plan_radii(lengths: tuple[int, ...], rows: int, max_distance: int) -> tuple
     return radii, cost
 
 
+@dataclass(frozen=True)
+class _ProbePlan:
+    """Every probe a query makes, as per-probe arrays: its table, the flip of the table's substring, and how
+    the flipped substring becomes a bucket (``(key >> extra_bits) + base``) and the extra byte its rows need."""
+
+    table: np.ndarray
+    flip: np.ndarray
+    extra_bits: np.ndarray
+    extra_mask: np.ndarray
+    base: np.ndarray
+
+
 @lru_cache(maxsize=256)
-def _probe_plan(lengths: tuple[int, ...], rows: int, max_distance: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """Table and substring flip of every probe a query makes, or None when scanning the rows is cheaper."""
-    radii, cost = _plan_radii(lengths, rows, max_distance)
+def _probe_plan(lengths: tuple[int, ...], direct_bits: int, rows: int, max_distance: int) -> _ProbePlan | None:
+    """The probes of a query at `max_distance`, or None when scanning the rows is cheaper."""
+    radii, cost = _plan_radii(lengths, direct_bits, rows, max_distance)
     if cost >= _CANDIDATE_COST * rows:
         return None
     masks = [_flip_masks(bits, radius) for bits, radius in zip(lengths, radii) if radius >= 0]
-    table_of_probe = np.repeat([t for t, radius in enumerate(radii) if radius >= 0], [len(m) for m in masks])
-    flip_of_probe = np.concatenate(masks)
-    table_of_probe.flags.writeable = flip_of_probe.flags.writeable = False
-    return table_of_probe, flip_of_probe
+    table = np.repeat([t for t, radius in enumerate(radii) if radius >= 0], [len(m) for m in masks])
+    extra_bits = _extra_bits(lengths, direct_bits)[table]
+    plan = _ProbePlan(table, np.concatenate(masks), extra_bits, (np.int64(1) << extra_bits) - 1,
+                      _key_bases(lengths, direct_bits)[table])
+    for array in (plan.table, plan.flip, plan.extra_bits, plan.extra_mask, plan.base):
+        array.flags.writeable = False
+    return plan
 
 
-def _choose_lengths(rows: int) -> tuple[int, ...]:
-    """Substring widths for a segment of `rows` rows: cheapest plan at the PDQ threshold (d = 31)."""
+def _choose_lengths(rows: int, radius: int, direct_bits: int) -> tuple[int, ...]:
+    """Substring widths for a segment of `rows` rows: the cheapest plan at `radius`. About log2(rows) bits fill
+    a direct-addressed table; with more rows than 2**direct_bits a table may be up to _MAX_EXTRA_BITS wider."""
     if rows < _LINEAR_SEGMENT_ROWS:
         return ()
-    widest = min(_MAX_SUBSTRING_BITS, max(8, math.floor(math.log2(rows)) + 1))
+    widest = max(8, math.floor(math.log2(rows)) + 1)
+    if widest > direct_bits:
+        widest = direct_bits + _MAX_EXTRA_BITS
     options = [_split_lengths(tables) for tables in range(math.ceil(_BITS / widest), 33)]
-    return min(options, key=lambda lengths: _plan_radii(lengths, rows, 31)[1])
+    return min(options, key=lambda lengths: _plan_radii(lengths, direct_bits, rows, radius)[1])
 
 
 @lru_cache(maxsize=256)
-def _key_bases(lengths: tuple[int, ...]) -> np.ndarray:
+def _extra_bits(lengths: tuple[int, ...], direct_bits: int) -> np.ndarray:
+    """Per table, the substring's bits beyond the directly addressed ones."""
+    extra = np.maximum(np.asarray(lengths, dtype=np.int64) - direct_bits, 0)
+    extra.flags.writeable = False
+    return extra
+
+
+@lru_cache(maxsize=256)
+def _key_bases(lengths: tuple[int, ...], direct_bits: int) -> np.ndarray:
     """Where each table's buckets start in the concatenated offsets array."""
-    bases = np.concatenate(([0], np.cumsum([1 << bits for bits in lengths]))).astype(np.int64)
+    buckets = [1 << min(bits, direct_bits) for bits in lengths]
+    bases = np.concatenate(([0], np.cumsum(buckets))).astype(np.int64)
     bases.flags.writeable = False
     return bases
 
@@ -284,35 +334,41 @@ class _Segment:
     """Rows sorted by id, with one CSR table per substring (none for a linear-scan segment).
 
     The tables are concatenated so that one gather serves all of them: bucket k of table t spans
-    ``table_rows[offsets[base_t + k] : offsets[base_t + k + 1]]``, base_t = sum of 2**b over earlier tables.
-    Widths are non-increasing, so each base_t is a multiple of 2**b_t and ``(base_t + k) ^ flip`` stays in
-    table t for any flip below 2**b_t.
+    ``table_rows[offsets[base_t + k] : offsets[base_t + k + 1]]``, base_t = the buckets of earlier tables. A
+    table wider than ``direct_bits`` is bucketed by its substring's top bits, and ``extra`` holds the rest of
+    each of its entries' substring (empty when no table is that wide).
     """
 
     ids: np.ndarray  # int64 (n,), ascending
     words: np.ndarray  # uint64 (n, 4)
     alive: np.ndarray  # bool (n,)
     lengths: tuple[int, ...]
-    offsets: np.ndarray  # int32 (sum 2**b + 1,), or int64 when m * n >= 2**31
-    table_rows: np.ndarray  # int32 (m * n,): per table, rows ordered by substring value
+    direct_bits: int
+    offsets: np.ndarray  # int32 (sum of buckets + 1,), or int64 when m * n >= 2**31
+    table_rows: np.ndarray  # int32 (m * n,): per table, rows ordered by bucket, in row order within one
+    extra: np.ndarray  # uint8 (m * n,) beside table_rows, or (0,)
     dead: int = 0
 
     @classmethod
-    def build(cls, ids: np.ndarray, words: np.ndarray) -> "_Segment":
-        """A segment over unique `ids` and their `words`, which it keeps as they are when already in id order
-        (so the caller passes arrays of its own, not views of someone else's)."""
+    def build(cls, ids: np.ndarray, words: np.ndarray, radius: int) -> "_Segment":
+        """A segment over unique `ids` and their `words`, laid out for searches at `radius`; it keeps the
+        arrays as they are when already in id order (so the caller passes arrays of its own, not views)."""
         if (ids[1:] < ids[:-1]).any():
             order = np.argsort(ids, kind="stable")
             ids, words = ids[order], words[order]
         rows = len(ids)
-        lengths = _choose_lengths(rows)
+        direct_bits = _MAX_DIRECT_BITS
+        lengths = _choose_lengths(rows, radius, direct_bits)
         index_type = np.int32 if len(lengths) * rows < 2**31 else np.int64
-        offsets = np.zeros(_key_bases(lengths)[-1] + 1, dtype=index_type)
+        offsets = np.zeros(_key_bases(lengths, direct_bits)[-1] + 1, dtype=index_type)
         table_rows = np.empty(len(lengths) * rows, dtype=np.int32)
+        extra_bits = _extra_bits(lengths, direct_bits)
+        extra = np.zeros(len(table_rows) if extra_bits.any() else 0, dtype=np.uint8)
         if lengths:
             shifts = _substring_shifts(_starts(lengths), lengths)
-            _fill_tables(words, shifts, np.array(lengths), _key_bases(lengths), offsets, table_rows)
-        return cls(ids, words, np.ones(rows, dtype=bool), lengths, offsets, table_rows)
+            _fill_tables(words, shifts, np.array(lengths), extra_bits, _key_bases(lengths, direct_bits), offsets,
+                         table_rows, extra)
+        return cls(ids, words, np.ones(rows, dtype=bool), lengths, direct_bits, offsets, table_rows, extra)
 
     @property
     def live(self) -> int:
@@ -336,23 +392,26 @@ class _Segment:
         self.dead += len(rows)
 
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.ids, self.words, self.alive, self.offsets, self.table_rows))
+        return sum(a.nbytes for a in (self.ids, self.words, self.alive, self.offsets, self.table_rows, self.extra))
 
     def search(self, queries: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Matches as (query index, row, distance) arrays, each (query, row) once, dead rows included."""
         if not self.lengths:
             return self._scan(queries, max_distance)
-        plan = _probe_plan(self.lengths, len(self.ids), max_distance)
+        plan = _probe_plan(self.lengths, self.direct_bits, len(self.ids), max_distance)
         if plan is None:
             return self._scan(queries, max_distance)
-        table_of_probe, flip_of_probe = plan
-        probes = len(flip_of_probe)
-        query_keys = _substring_keys(queries, _starts(self.lengths), self.lengths) + _key_bases(self.lengths)[:-1]
+        probes = len(plan.flip)
+        query_keys = _substring_keys(queries, _starts(self.lengths), self.lengths)
         group = max(1, _BLOCK // probes)
         hits_q, hits_row, hits_dist = [], [], []
         for first in range(0, len(queries), group):
-            keys = np.take(query_keys[first : first + group], table_of_probe, axis=1)
-            keys ^= flip_of_probe
+            keys = np.take(query_keys[first : first + group], plan.table, axis=1)
+            keys ^= plan.flip
+            if len(self.extra):
+                wanted_extra = (keys & plan.extra_mask).ravel()
+                keys >>= plan.extra_bits
+            keys += plan.base
             keys = keys.ravel()
             begins = np.take(self.offsets, keys)
             counts = np.take(self.offsets, keys + 1)
@@ -364,8 +423,11 @@ class _Segment:
             ends = np.cumsum(counts)
             positions = np.repeat(begins - (ends - counts), counts)
             positions += np.arange(ends[-1], dtype=positions.dtype)
-            rows = np.take(self.table_rows, positions)
             query_of = np.repeat(nonempty // probes + first, counts)
+            if len(self.extra):
+                agree = np.flatnonzero(np.take(self.extra, positions) == np.repeat(wanted_extra[nonempty], counts))
+                positions, query_of = positions[agree], query_of[agree]
+            rows = np.take(self.table_rows, positions)
             for lo in range(0, len(rows), _BLOCK):
                 r, q = rows[lo : lo + _BLOCK], query_of[lo : lo + _BLOCK]
                 x = np.take(self.words, r, axis=0)
@@ -403,9 +465,9 @@ def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
     return np.concatenate(parts).astype(dtype, copy=False) if parts else np.empty(0, dtype=dtype)
 
 
-def _merge(segments: list[_Segment]) -> _Segment:
+def _merge(segments: list[_Segment], radius: int) -> _Segment:
     parts = [segment.live_rows() for segment in segments]
-    return _Segment.build(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+    return _Segment.build(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), radius)
 
 
 class HammingIndex:
@@ -413,9 +475,13 @@ class HammingIndex:
 
     Hashes are uint8 arrays of shape (N, 32), a row being ``bytes.fromhex(pdq_hex)``
     (see ``hashes_from_hex``); ids are int64. Module docstring: method, update policy, memory.
+    The tables are laid out for searches at `radius` (most of an index's searches); every radius is exact.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, radius: int = 31) -> None:
+        if not 0 <= radius <= _BITS:
+            raise ValueError(f"radius must be in 0..{_BITS}, got {radius}")
+        self.radius = radius
         self._segments: list[_Segment] = []
 
     def __len__(self) -> int:
@@ -439,9 +505,9 @@ class HammingIndex:
         if not (ids[1:] > ids[:-1]).all() and len(np.unique(ids)) != len(ids):
             raise ValueError("ids repeat within one add() call")
         self._kill(ids)
-        self._segments.append(_Segment.build(ids, _to_words(hashes)))
+        self._segments.append(_Segment.build(ids, _to_words(hashes), self.radius))
         while len(self._segments) >= 2 and self._segments[-2].live < _MERGE_RATIO * self._segments[-1].live:
-            self._segments[-2:] = [_merge(self._segments[-2:])]
+            self._segments[-2:] = [_merge(self._segments[-2:], self.radius)]
         self._compact_if_dead()
 
     def remove(self, ids: np.ndarray) -> int:
@@ -479,17 +545,20 @@ class HammingIndex:
         """Write an .npz file (no pickle) at exactly `path`. Compacts the index into one segment first."""
         self._compact()
         segment = self._segments[0] if self._segments else _Segment.build(
-            np.empty(0, dtype=np.int64), np.empty((0, _WORDS), dtype=np.uint64)
+            np.empty(0, dtype=np.int64), np.empty((0, _WORDS), dtype=np.uint64), self.radius
         )
         with open(path, "wb") as file:
             np.savez(
                 file,
                 format=np.array(_FILE_FORMAT),
+                radius=np.array(self.radius),
                 lengths=np.array(segment.lengths, dtype=np.int64),
+                direct_bits=np.array(segment.direct_bits),
                 ids=segment.ids,
                 hashes=_to_hashes(segment.words),
                 offsets=segment.offsets,
                 table_rows=segment.table_rows,
+                extra=segment.extra,
             )
 
     @classmethod
@@ -497,24 +566,31 @@ class HammingIndex:
         with np.load(path, allow_pickle=False) as data:
             if int(data["format"]) != _FILE_FORMAT:
                 raise ValueError(f"{path}: unknown index file format {int(data['format'])}")
+            radius = int(data["radius"])
             lengths = tuple(int(bits) for bits in data["lengths"])
+            direct_bits = int(data["direct_bits"])
             ids, hashes = data["ids"], data["hashes"]
-            offsets, table_rows = data["offsets"], data["table_rows"]
+            offsets, table_rows, extra = data["offsets"], data["table_rows"], data["extra"]
         rows = len(ids)
-        if lengths and (sum(lengths) != _BITS or list(lengths) != sorted(lengths, reverse=True)):
+        if lengths and (sum(lengths) != _BITS or list(lengths) != sorted(lengths, reverse=True)
+                        or max(lengths) > direct_bits + _MAX_EXTRA_BITS):
             raise ValueError(f"{path}: substring widths {lengths} are not a non-increasing split of {_BITS} bits")
         if (
             ids.dtype != np.int64
             or hashes.shape != (rows, HASH_BYTES)
-            or offsets.shape != (_key_bases(lengths)[-1] + 1,)
+            or not 8 <= direct_bits <= _MAX_DIRECT_BITS
+            or offsets.shape != (_key_bases(lengths, direct_bits)[-1] + 1,)
             or table_rows.shape != (len(lengths) * rows,)
             or offsets[-1] != len(table_rows)
+            or extra.dtype != np.uint8
+            or extra.shape != ((len(table_rows),) if _extra_bits(lengths, direct_bits).any() else (0,))
         ):
             raise ValueError(f"{path}: inconsistent index arrays")
-        index = cls()
+        index = cls(radius)
         if rows:
             alive = np.ones(rows, dtype=bool)
-            index._segments = [_Segment(ids, _to_words(hashes), alive, lengths, offsets, table_rows)]
+            index._segments = [_Segment(ids, _to_words(hashes), alive, lengths, direct_bits, offsets, table_rows,
+                                        extra)]
         return index
 
     def _kill(self, ids: np.ndarray) -> int:
@@ -533,5 +609,5 @@ class HammingIndex:
 
     def _compact(self) -> None:
         if len(self._segments) > 1 or any(segment.dead for segment in self._segments):
-            merged = _merge(self._segments)
+            merged = _merge(self._segments, self.radius)
             self._segments = [merged] if merged.live else []

@@ -137,7 +137,8 @@ class BankMatcher:
                 rows["own"].append((i, "pdq", bytes.fromhex(entry.pdq)))
             rows["variant"] += [(i, kind, variant.to_bytes()) for kind, variant in entry.variant_hashes]
             rows["region"] += [(i, REGION_KIND, region.to_bytes()) for region in entry.regions]
-        self._indexes = {name: _RowIndex(found) for name, found in rows.items()}
+        radii = {"own": self.threshold, "variant": min(self.threshold, VARIANT_THRESHOLD), "region": REGION_THRESHOLD}
+        self._indexes = {name: _RowIndex(found, radii[name]) for name, found in rows.items()}
         self._flips_wanted = any(entry.pdq and not flips for entry, flips in zip(entries, self._holds_flips))
 
     def __len__(self) -> int:
@@ -301,15 +302,15 @@ class _DigestIndex:
 
 
 class _RowIndex:
-    """Rows of one rule (records' own hashes, their variants or their regions) in a HammingIndex, each row
-    remembering its record and kind."""
+    """Rows of one rule (records' own hashes, their variants or their regions) in a HammingIndex laid out for
+    the rule's radius, each row remembering its record and kind."""
 
-    def __init__(self, rows: Sequence[tuple[int, str, bytes]]):
+    def __init__(self, rows: Sequence[tuple[int, str, bytes]], radius: int):
         self.entry = np.asarray([entry_idx for entry_idx, _, _ in rows], dtype=np.int64)
         self.kinds = tuple(sorted({kind for _, kind, _ in rows}))
         codes = {kind: code for code, kind in enumerate(self.kinds)}
         self.kind = np.array([codes[kind] for _, kind, _ in rows], dtype=np.uint8)
-        self.index = HammingIndex()
+        self.index = HammingIndex(radius)
         if rows:
             hashes = np.frombuffer(b"".join(value for _, _, value in rows), dtype=np.uint8).reshape(-1, 32)
             self.index.add(hashes, np.arange(len(rows), dtype=np.int64))
