@@ -245,20 +245,33 @@ def _split_lengths(tables: int) -> tuple[int, ...]:
     return (base + 1,) * extra + (base,) * (tables - extra)
 
 
+def _table_cost(bits: int, direct_bits: int, rows: int, radius: int) -> float:
+    """Estimated cost of probing one table within `radius` (0 for -1): a probe flips w <= radius of the
+    directly addressed bits, reads its bucket (and the bucket's extra bytes) and verifies the rows whose extra
+    bits are within radius - w."""
+    direct = min(bits, direct_bits)
+    extra = bits - direct
+    bucket_rows = rows / 2.0**direct
+    cost = 0.0
+    for weight in range(min(radius, direct) + 1):
+        near = sum(math.comb(extra, k) for k in range(min(radius - weight, extra) + 1)) / 2.0**extra
+        cost += math.comb(direct, weight) * (
+            _PROBE_COST + _EXTRA_BYTE_COST * bucket_rows * (extra > 0) + _CANDIDATE_COST * bucket_rows * near
+        )
+    return cost
+
+
 def _plan_radii(lengths: tuple[int, ...], direct_bits: int, rows: int, max_distance: int) -> tuple[list[int], float]:
     """Probe radius per table (-1 = skip) covering `max_distance`, and its estimated cost per query.
 
-    Greedy on the marginal cost of widening one table by one bit: the marginal cost C(b, r + 1) grows with
-    r, so the greedy choice is optimal for this separable cost.
+    Greedy on the marginal cost of widening one table by one bit: the marginal cost grows with the radius, so
+    the greedy choice is optimal for this separable cost.
     """
-    per_probe = [_PROBE_COST + _CANDIDATE_COST * rows / 2.0**bits
-                 + (_EXTRA_BYTE_COST * rows / 2.0**direct_bits if bits > direct_bits else 0.0)
-                 for bits in lengths]
     radii = [-1] * len(lengths)
     cost = 0.0
     for _ in range(max_distance + 1):
         step, table = min(
-            (math.comb(bits, radius + 1) * per_probe[i], i)
+            (_table_cost(bits, direct_bits, rows, radius + 1) - _table_cost(bits, direct_bits, rows, radius), i)
             for i, (bits, radius) in enumerate(zip(lengths, radii))
             if radius < bits
         )
@@ -269,13 +282,16 @@ def _plan_radii(lengths: tuple[int, ...], direct_bits: int, rows: int, max_dista
 
 @dataclass(frozen=True)
 class _ProbePlan:
-    """Every probe a query makes, as per-probe arrays: its table, the flip of the table's substring, and how
-    the flipped substring becomes a bucket (``(key >> extra_bits) + base``) and the extra byte its rows need."""
+    """Every probe a query makes, as per-probe arrays: its table, the flip of the table's substring (of its
+    directly addressed bits only, in a wide table), how the flipped substring becomes a bucket
+    (``(key >> extra_bits) + base``) and the extra byte its rows are compared with, and how many of those
+    bits may differ (`extra_radius`, the table's radius left after the flip)."""
 
     table: np.ndarray
     flip: np.ndarray
     extra_bits: np.ndarray
     extra_mask: np.ndarray
+    extra_radius: np.ndarray
     base: np.ndarray
 
 
@@ -285,12 +301,21 @@ def _probe_plan(lengths: tuple[int, ...], direct_bits: int, rows: int, max_dista
     radii, cost = _plan_radii(lengths, direct_bits, rows, max_distance)
     if cost >= _CANDIDATE_COST * rows:
         return None
-    masks = [_flip_masks(bits, radius) for bits, radius in zip(lengths, radii) if radius >= 0]
-    table = np.repeat([t for t, radius in enumerate(radii) if radius >= 0], [len(m) for m in masks])
+    tables, flips, extra_radii = [], [], []
+    for table, (bits, radius) in enumerate(zip(lengths, radii)):
+        if radius < 0:
+            continue
+        direct = min(bits, direct_bits)
+        masks = _flip_masks(direct, min(radius, direct))
+        weights = np.repeat(np.arange(min(radius, direct) + 1), [math.comb(direct, w) for w in range(min(radius, direct) + 1)])
+        tables.append(np.full(len(masks), table))
+        flips.append(masks << (bits - direct))
+        extra_radii.append(np.minimum(radius - weights, bits - direct))
+    table = np.concatenate(tables)
     extra_bits = _extra_bits(lengths, direct_bits)[table]
-    plan = _ProbePlan(table, np.concatenate(masks), extra_bits, (np.int64(1) << extra_bits) - 1,
-                      _key_bases(lengths, direct_bits)[table])
-    for array in (plan.table, plan.flip, plan.extra_bits, plan.extra_mask, plan.base):
+    plan = _ProbePlan(table, np.concatenate(flips), extra_bits, (np.int64(1) << extra_bits) - 1,
+                      np.concatenate(extra_radii), _key_bases(lengths, direct_bits)[table])
+    for array in (plan.table, plan.flip, plan.extra_bits, plan.extra_mask, plan.extra_radius, plan.base):
         array.flags.writeable = False
     return plan
 
@@ -425,7 +450,9 @@ class _Segment:
             positions += np.arange(ends[-1], dtype=positions.dtype)
             query_of = np.repeat(nonempty // probes + first, counts)
             if len(self.extra):
-                agree = np.flatnonzero(np.take(self.extra, positions) == np.repeat(wanted_extra[nonempty], counts))
+                differing = np.take(self.extra, positions) ^ np.repeat(wanted_extra[nonempty], counts).astype(np.uint8)
+                allowed = np.repeat(plan.extra_radius[nonempty % probes], counts)
+                agree = np.flatnonzero(np.take(_POPCOUNT_16, differing) <= allowed)
                 positions, query_of = positions[agree], query_of[agree]
             rows = np.take(self.table_rows, positions)
             for lo in range(0, len(rows), _BLOCK):
