@@ -52,10 +52,12 @@ from numba import njit
 HASH_BYTES = 32
 _WORDS = 4
 _BITS = 256
-# A table's buckets are addressed directly by at most this many of its substring's bits (2**24 offsets, 64 MB);
-# a wider substring keeps its further bits, at most _MAX_EXTRA_BITS, in a byte beside each row of the table,
-# and a probe reads its bucket's bytes and verifies only the rows whose bytes agree.
-_MAX_DIRECT_BITS = 24
+# A table's buckets are addressed directly by at most _DIRECT_BITS of its substring's bits (2**24 offsets,
+# 64 MB), or up to _MAX_DIRECT_BITS in a segment large enough to keep about two rows per bucket (its offsets
+# then cost at most 16 B per row); a wider substring keeps its further bits, at most _MAX_EXTRA_BITS, in a byte
+# beside each row of the table, and a probe reads its bucket's bytes and verifies only the rows whose bytes agree.
+_DIRECT_BITS = 24
+_MAX_DIRECT_BITS = 26
 _MAX_EXTRA_BITS = 8
 # Segments smaller than this get no tables and are scanned: probing them costs more numpy calls than
 # reading a few hundred rows.
@@ -320,6 +322,10 @@ def _probe_plan(lengths: tuple[int, ...], direct_bits: int, rows: int, max_dista
     return plan
 
 
+def _direct_bits(rows: int) -> int:
+    return min(_MAX_DIRECT_BITS, max(_DIRECT_BITS, math.floor(math.log2(max(rows, 1))) - 1))
+
+
 def _choose_lengths(rows: int, radius: int, direct_bits: int) -> tuple[int, ...]:
     """Substring widths for a segment of `rows` rows: the cheapest plan at `radius`. About log2(rows) bits fill
     a direct-addressed table; with more rows than 2**direct_bits a table may be up to _MAX_EXTRA_BITS wider."""
@@ -382,7 +388,7 @@ class _Segment:
             order = np.argsort(ids, kind="stable")
             ids, words = ids[order], words[order]
         rows = len(ids)
-        direct_bits = _MAX_DIRECT_BITS
+        direct_bits = _direct_bits(rows)
         lengths = _choose_lengths(rows, radius, direct_bits)
         index_type = np.int32 if len(lengths) * rows < 2**31 else np.int64
         offsets = np.zeros(_key_bases(lengths, direct_bits)[-1] + 1, dtype=index_type)

@@ -156,6 +156,7 @@ def test_many_small_adds_stay_exact_with_few_segments_and_compaction_frees_memor
 @pytest.mark.parametrize("direct", ["real", "narrow"])
 def test_save_load_round_trip(tmp_path, clustered_bank, monkeypatch, direct):
     if direct == "narrow":
+        monkeypatch.setattr(index_module, "_DIRECT_BITS", 10)
         monkeypatch.setattr(index_module, "_MAX_DIRECT_BITS", 10)
     _, hashes, ids, centres = clustered_bank
     index = HammingIndex(14)
@@ -242,6 +243,7 @@ def test_segment_tables_equal_a_stable_argsort_of_each_substring(rows):
 def narrow_direct_tables(monkeypatch):
     """Tables addressed directly by at most 10 bits, so that a bank of thousands of rows gets the extra bytes
     that only banks of over 2**24 rows get at the real width."""
+    monkeypatch.setattr(index_module, "_DIRECT_BITS", 10)
     monkeypatch.setattr(index_module, "_MAX_DIRECT_BITS", 10)
 
 
@@ -267,7 +269,8 @@ def test_a_layout_is_chosen_for_the_radius_it_is_searched_at():
     # make a search at 14 cheaper than at 31's layout: measured 1.9x and 4.6x a plain lookup at 146M rows.
     assert index_module._choose_lengths(1_000_000, 14, 24) == index_module._choose_lengths(1_000_000, 31, 24)
     assert max(index_module._choose_lengths(10_000_000, 31, 24)) == 24
-    assert max(index_module._choose_lengths(146_000_000, 14, 24)) == 32
+    assert max(index_module._choose_lengths(146_000_000, 14, 26)) == 32
+    assert [index_module._direct_bits(rows) for rows in (1_000, 10**7, 2**25, 2**26, 2**27, 10**9)] == [24, 24, 24, 25, 26, 26]
 
 
 def test_hashes_from_hex():
