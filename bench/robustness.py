@@ -21,6 +21,7 @@ Run: python -m bench.robustness [--records N] [--images N] [--workers N] [--clas
 from __future__ import annotations
 
 import argparse
+import ctypes
 import io
 import math
 import sys
@@ -64,6 +65,17 @@ RELATED = {frozenset(("group-two-people", "obama-3")), frozenset(("group-two-peo
 MAX_SIDE = 1024
 SEED = 20240601
 LOOKUP_BLOCKS, LOOKUP_BLOCK = 25, 40
+PR_SET_THP_DISABLE = 41  # linux/prctl.h
+
+
+def without_huge_pages() -> bool:
+    """Keep this process's memory in small pages, as a bank in Ray's object store (shared memory) is: whether
+    a large index gets transparent huge pages depends on how fragmented the machine's memory is, and moved the
+    robust lookup by up to 2x between runs. False where the kernel has no such switch."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
 
 Transform = Callable[[Image.Image, np.random.Generator], Image.Image]
 
@@ -484,7 +496,8 @@ def lookup_cost(records: int, shape: LookupShape, seed: int) -> dict[str, float]
     The two run in alternating blocks of LOOKUP_BLOCK queries and each figure is the median over the blocks, so
     that load from other processes on a shared machine falls on both alike. 'warm' runs the lookups back to
     back; 'cold' streams 64 MiB through the caches before each lookup, as decoding and hashing the query image
-    does in the worker."""
+    does in the worker. The indexes are built in small pages (`without_huge_pages`)."""
+    without_huge_pages()
     rng = np.random.default_rng(seed)
 
     def index_of(rows: int, radius: int) -> HammingIndex:

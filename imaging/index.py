@@ -11,11 +11,11 @@ tables would cost more than reading every row is scanned linearly, so any radius
 
 The substring width follows the segment size (about log2(n) bits) and the radius the index is built for
 (`HammingIndex(radius)`, 31 by default: radius 2 on most tables), so most probes hit zero or one row. A table
-is addressed directly by at most 24 bits (64 MB of offsets); a segment of more than 2**24 rows may cut wider
-substrings, up to 32 bits, and keeps each table entry's bits beyond the 24 in a byte beside it: a probe reads
-its bucket's bytes and verifies only the rows whose byte agrees. At 146M rows searched at 14 (a robust bank's
-regions at 1M records) 8 tables of 32 bits cost 1.9x a plain lookup at 1M rows against 4.6x for 11 tables of
-23-24 bits (8 queries, same run); 18M rows at 20, 10 tables of 26 bits 0.83x against 1.13x.
+is addressed directly by at most 24 bits (64 MB of offsets), by 25 or 26 in a segment of 2**26 or 2**27 rows and
+more (about two rows per bucket); beyond 2**24 rows a segment may cut substrings up to 8 bits wider than that,
+and keeps each table entry's further bits in a byte beside it. A probe then flips only the directly addressed
+bits, reads its bucket's bytes, and verifies the rows whose bytes are within the radius the flip leaves. (A robust
+bank's regions at 1M records are 146M rows searched at 14: docs/robustness.md has what each step saved there.)
 
 Incremental updates: rows live in immutable segments, newest last. ``add`` builds a segment for the batch
 and merges it with its predecessor while the predecessor is less than four times larger, so an index holds
@@ -27,7 +27,8 @@ Ids are unique: adding an id that is already present replaces its hash (upsert);
 
 Memory (``memory_bytes``, one segment of uniformly random hashes): 1M hashes 139 MB (13 tables of 19-20
 bits), 10M hashes 1320 MB (11 tables of 23-24 bits), i.e. 130-140 MB per million: per row 32 B hash, 8 B id,
-1 B tombstone and 4 B per table (5 B with an extra byte), plus 4 B per bucket (2**b per table, b <= 24).
+1 B tombstone and 4 B per table (5 B with an extra byte), plus 4 B per bucket (2**b per table for b directly
+addressed bits).
 
 Speed (bench/index.py on 2 cores shared with other work, d = 31, half near-copy and half random queries,
 timed alternately with faiss IndexBinaryMultiHash at its fastest exact setting, nhash=11 b=23 nflip=2):
