@@ -68,14 +68,14 @@ LOOKUP_BLOCKS, LOOKUP_BLOCK = 25, 40
 PR_SET_THP_DISABLE = 41  # linux/prctl.h
 
 
-def without_huge_pages() -> bool:
+def without_huge_pages() -> None:
     """Keep this process's memory in small pages, as a bank in Ray's object store (shared memory) is: whether
     a large index gets transparent huge pages depends on how fragmented the machine's memory is, and moved the
-    robust lookup by up to 2x between runs. False where the kernel has no such switch."""
+    robust lookup by up to 2x between runs. Nothing where the kernel has no such switch."""
     try:
-        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0
+        ctypes.CDLL(None).prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)
     except (OSError, AttributeError):
-        return False
+        pass
 
 Transform = Callable[[Image.Image, np.random.Generator], Image.Image]
 

@@ -60,6 +60,8 @@ _BITS = 256
 _DIRECT_BITS = 24
 _MAX_DIRECT_BITS = 26
 _MAX_EXTRA_BITS = 8
+# A substring's key is parked in an int32 table entry and sorted packed beside a 31-bit row in an int64.
+_MAX_SUBSTRING_BITS = 32
 # Segments smaller than this get no tables and are scanned: probing them costs more numpy calls than
 # reading a few hundred rows.
 _LINEAR_SEGMENT_ROWS = 256
@@ -309,8 +311,9 @@ def _probe_plan(lengths: tuple[int, ...], direct_bits: int, rows: int, max_dista
         if radius < 0:
             continue
         direct = min(bits, direct_bits)
-        masks = _flip_masks(direct, min(radius, direct))
-        weights = np.repeat(np.arange(min(radius, direct) + 1), [math.comb(direct, w) for w in range(min(radius, direct) + 1)])
+        reach = min(radius, direct)
+        masks = _flip_masks(direct, reach)
+        weights = np.repeat(np.arange(reach + 1), [math.comb(direct, weight) for weight in range(reach + 1)])
         tables.append(np.full(len(masks), table))
         flips.append(masks << (bits - direct))
         extra_radii.append(np.minimum(radius - weights, bits - direct))
@@ -334,7 +337,7 @@ def _choose_lengths(rows: int, radius: int, direct_bits: int) -> tuple[int, ...]
         return ()
     widest = max(8, math.floor(math.log2(rows)) + 1)
     if widest > direct_bits:
-        widest = direct_bits + _MAX_EXTRA_BITS
+        widest = min(direct_bits + _MAX_EXTRA_BITS, _MAX_SUBSTRING_BITS)
     options = [_split_lengths(tables) for tables in range(math.ceil(_BITS / widest), 33)]
     return min(options, key=lambda lengths: _plan_radii(lengths, direct_bits, rows, radius)[1])
 
@@ -607,7 +610,7 @@ class HammingIndex:
             offsets, table_rows, extra = data["offsets"], data["table_rows"], data["extra"]
         rows = len(ids)
         if lengths and (sum(lengths) != _BITS or list(lengths) != sorted(lengths, reverse=True)
-                        or max(lengths) > direct_bits + _MAX_EXTRA_BITS):
+                        or max(lengths) > min(direct_bits + _MAX_EXTRA_BITS, _MAX_SUBSTRING_BITS)):
             raise ValueError(f"{path}: substring widths {lengths} are not a non-increasing split of {_BITS} bits")
         if (
             ids.dtype != np.int64

@@ -154,10 +154,9 @@ def test_many_small_adds_stay_exact_with_few_segments_and_compaction_frees_memor
 
 
 @pytest.mark.parametrize("direct", ["real", "narrow"])
-def test_save_load_round_trip(tmp_path, clustered_bank, monkeypatch, direct):
+def test_save_load_round_trip(tmp_path, clustered_bank, request, direct):
     if direct == "narrow":
-        monkeypatch.setattr(index_module, "_DIRECT_BITS", 10)
-        monkeypatch.setattr(index_module, "_MAX_DIRECT_BITS", 10)
+        request.getfixturevalue("narrow_direct_tables")
     _, hashes, ids, centres = clustered_bank
     index = HammingIndex(14)
     index.add(hashes, ids)
@@ -265,12 +264,15 @@ def test_tables_wider_than_their_direct_bits_keep_the_rest_in_extra_bytes(narrow
 
 
 def test_a_layout_is_chosen_for_the_radius_it_is_searched_at():
-    # Beyond 2**24 rows (a robust bank's regions at 1M records are 146M rows), wide tables with extra bytes
-    # make a search at 14 cheaper than at 31's layout: measured 1.9x and 4.6x a plain lookup at 146M rows.
+    # Up to 2**24 rows the layout is the one PDQ's threshold wants at any radius; beyond, wide tables with extra
+    # bytes, as wide as the radius makes cheap (a robust bank's regions at 1M records are 146M rows at 14).
     assert index_module._choose_lengths(1_000_000, 14, 24) == index_module._choose_lengths(1_000_000, 31, 24)
+    widest = {radius: max(index_module._choose_lengths(18_000_000, radius, 24)) for radius in (14, 20)}
+    assert widest[14] > widest[20] > 24
     assert max(index_module._choose_lengths(10_000_000, 31, 24)) == 24
     assert max(index_module._choose_lengths(146_000_000, 14, 26)) == 32
-    assert [index_module._direct_bits(rows) for rows in (1_000, 10**7, 2**25, 2**26, 2**27, 10**9)] == [24, 24, 24, 25, 26, 26]
+    direct = [index_module._direct_bits(rows) for rows in (1_000, 10**7, 2**25, 2**26, 2**27, 10**9)]
+    assert direct == [24, 24, 24, 25, 26, 26]
 
 
 def test_hashes_from_hex():
