@@ -234,6 +234,89 @@ def _sort_table(
         begin = end
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _popcount64(x: np.uint64) -> int:
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return int((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@njit(cache=True, nogil=True)
+def _probe(
+    query_keys: np.ndarray, queries: np.ndarray, table: np.ndarray, flip: np.ndarray, extra_bits: np.ndarray,
+    extra_mask: np.ndarray, extra_radius: np.ndarray, base: np.ndarray, offsets: np.ndarray,
+    table_rows: np.ndarray, extra: np.ndarray, words: np.ndarray, max_distance: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every probe of a `_ProbePlan` for every query: its bucket's rows (those whose extra byte is within the
+    probe's extra radius, in a wide table) verified by their full distance. Returns (query, row, distance),
+    each (query, row) once although several tables may reach a row.
+
+    Compiled, as a lookup of a few queries otherwise spends most of its time in the overhead of numpy calls.
+    Per query in passes (buckets, then their entries, then the candidates' words) whose loads do not wait on a
+    branch that depends on an earlier load: the offsets, entries and words are mostly cache misses, and a loop
+    that tested each bucket as it read it would take them one at a time."""
+    rows = words.shape[0]
+    probes = len(flip)
+    wide = len(extra) > 0
+    begins = np.empty(probes, np.int64)
+    counts = np.empty(probes, np.int64)
+    wanted = np.empty(probes, np.int64)
+    candidates = np.empty(4 * probes, np.int64)
+    agrees = np.empty(4 * probes, np.bool_)
+    found_query = np.empty(16, np.int64)
+    found_row = np.empty(16, np.int64)
+    found_distance = np.empty(16, np.int32)
+    found = 0
+    for query in range(query_keys.shape[0]):
+        total = 0
+        for probe in range(probes):
+            key = query_keys[query, table[probe]] ^ flip[probe]
+            wanted[probe] = key & extra_mask[probe]
+            bucket = (key >> extra_bits[probe]) + base[probe]
+            begins[probe] = offsets[bucket]
+            counts[probe] = offsets[bucket + 1] - begins[probe]
+            total += counts[probe]
+        if total > len(candidates):
+            candidates = np.empty(2 * total, np.int64)
+            agrees = np.empty(2 * total, np.bool_)
+        total = 0
+        for probe in range(probes):
+            for position in range(begins[probe], begins[probe] + counts[probe]):
+                candidates[total] = position
+                agrees[total] = not wide or _popcount64(np.uint64(extra[position] ^ wanted[probe])) <= extra_radius[probe]
+                total += 1
+        kept = 0
+        for candidate in range(total):
+            candidates[kept] = candidates[candidate]
+            kept += agrees[candidate]
+        for candidate in range(kept):
+            candidates[candidate] = table_rows[candidates[candidate]]
+        q0, q1, q2, q3 = queries[query, 0], queries[query, 1], queries[query, 2], queries[query, 3]
+        for candidate in range(kept):
+            row = candidates[candidate]
+            distance = (_popcount64(words[row, 0] ^ q0) + _popcount64(words[row, 1] ^ q1)
+                        + _popcount64(words[row, 2] ^ q2) + _popcount64(words[row, 3] ^ q3))
+            if distance > max_distance:
+                continue
+            if found == len(found_row):
+                found_query = np.concatenate((found_query, np.empty(found, np.int64)))
+                found_row = np.concatenate((found_row, np.empty(found, np.int64)))
+                found_distance = np.concatenate((found_distance, np.empty(found, np.int32)))
+            found_query[found] = query
+            found_row[found] = row
+            found_distance[found] = distance
+            found += 1
+    order = np.argsort(found_query[:found] * rows + found_row[:found], kind="mergesort")
+    keep = np.empty(found, np.bool_)
+    previous = -1
+    for rank in range(found):
+        pair = found_query[order[rank]] * rows + found_row[order[rank]]
+        keep[rank] = pair != previous
+        previous = pair
+    order = order[keep]
+    return found_query[order], found_row[order], found_distance[order]
+
 @lru_cache(maxsize=128)
 def _flip_masks(bits: int, radius: int) -> np.ndarray:
     """All values below 2**bits with at most `radius` set bits (the probe offsets of one table)."""
@@ -436,51 +519,9 @@ class _Segment:
         plan = _probe_plan(self.lengths, self.direct_bits, len(self.ids), max_distance)
         if plan is None:
             return self._scan(queries, max_distance)
-        probes = len(plan.flip)
         query_keys = _substring_keys(queries, _starts(self.lengths), self.lengths)
-        group = max(1, _BLOCK // probes)
-        hits_q, hits_row, hits_dist = [], [], []
-        for first in range(0, len(queries), group):
-            keys = np.take(query_keys[first : first + group], plan.table, axis=1)
-            keys ^= plan.flip
-            if len(self.extra):
-                wanted_extra = (keys & plan.extra_mask).ravel()
-                keys >>= plan.extra_bits
-            keys += plan.base
-            keys = keys.ravel()
-            begins = np.take(self.offsets, keys)
-            counts = np.take(self.offsets, keys + 1)
-            counts -= begins
-            nonempty = np.flatnonzero(counts)
-            if len(nonempty) == 0:
-                continue
-            begins, counts = begins[nonempty], counts[nonempty]
-            ends = np.cumsum(counts)
-            positions = np.repeat(begins - (ends - counts), counts)
-            positions += np.arange(ends[-1], dtype=positions.dtype)
-            query_of = np.repeat(nonempty // probes + first, counts)
-            if len(self.extra):
-                differing = np.take(self.extra, positions) ^ np.repeat(wanted_extra[nonempty], counts).astype(np.uint8)
-                allowed = np.repeat(plan.extra_radius[nonempty % probes], counts)
-                agree = np.flatnonzero(np.take(_POPCOUNT_16, differing) <= allowed)
-                positions, query_of = positions[agree], query_of[agree]
-            rows = np.take(self.table_rows, positions)
-            for lo in range(0, len(rows), _BLOCK):
-                r, q = rows[lo : lo + _BLOCK], query_of[lo : lo + _BLOCK]
-                x = np.take(self.words, r, axis=0)
-                x ^= np.take(queries, q, axis=0)
-                distances = _popcount_rows(x)
-                keep = np.flatnonzero(distances <= max_distance)
-                if len(keep):
-                    hits_q.append(q[keep])
-                    hits_row.append(r[keep])
-                    hits_dist.append(distances[keep])
-        query_of = _concat(hits_q, np.int64)
-        row = _concat(hits_row, np.int64)
-        distance = _concat(hits_dist, np.int32)
-        # A row reached through several tables is one match.
-        _, first_seen = np.unique(query_of * len(self.ids) + row, return_index=True)
-        return query_of[first_seen], row[first_seen], distance[first_seen]
+        return _probe(query_keys, queries, plan.table, plan.flip, plan.extra_bits, plan.extra_mask, plan.extra_radius,
+                      plan.base, self.offsets, self.table_rows, self.extra, self.words, max_distance)
 
     def _scan(self, queries: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         hits_q, hits_row, hits_dist = [], [], []
