@@ -49,7 +49,11 @@ from functools import lru_cache
 from typing import Iterable
 
 import numpy as np
-from numba import njit
+from llvmlite import binding as llvm
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 HASH_BYTES = 32
 _WORDS = 4
@@ -243,6 +247,31 @@ def _popcount64(x: np.uint64) -> int:
     return int((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
 
 
+# LLVM names its intrinsics by pointer type: opaque pointers ("p0") from LLVM 15 on.
+_PREFETCH = "llvm.prefetch.p0" if llvm.llvm_version_info >= (15,) else "llvm.prefetch.p0i8"
+
+
+@intrinsic
+def _prefetch(typingctx, array, index):  # noqa: ARG001 (numba's intrinsic signature)
+    """Start loading array[index] (its row `index`, of a 2-d array) into the caches, a read kept in every level,
+    without waiting for it."""
+
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        view = context.make_array(array_type)(context, builder, args[0])
+        at = [args[1]] + [ir.Constant(args[1].type, 0)] * (array_type.ndim - 1)
+        pointer = cgutils.get_item_pointer(context, builder, array_type, view, at, wraparound=False)
+        byte_pointer = ir.PointerType(ir.IntType(8))
+        word = ir.IntType(32)
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, word, word, word]), _PREFETCH)
+        builder.call(function, [builder.bitcast(pointer, byte_pointer), ir.Constant(word, 0), ir.Constant(word, 3),
+                                ir.Constant(word, 1)])
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen
+
+
 @njit(cache=True, nogil=True)
 def _probe(
     query_keys: np.ndarray, queries: np.ndarray, table: np.ndarray, flip: np.ndarray, extra_bits: np.ndarray,
@@ -254,12 +283,13 @@ def _probe(
     each (query, row) once although several tables may reach a row.
 
     Compiled, as a lookup of a few queries otherwise spends most of its time in the overhead of numpy calls.
-    Per query in passes (buckets, then their entries, then the candidates' words) whose loads do not wait on a
-    branch that depends on an earlier load: the offsets, entries and words are mostly cache misses, and a loop
+    Per query in passes (buckets, then their entries, then the candidates' words), each prefetching what the
+    next reads: the offsets, entries and words are mostly cache (and, in a large bank, TLB) misses, and a loop
     that tested each bucket as it read it would take them one at a time."""
     rows = words.shape[0]
     probes = len(flip)
     wide = len(extra) > 0
+    buckets = np.empty(probes, np.int64)
     begins = np.empty(probes, np.int64)
     counts = np.empty(probes, np.int64)
     wanted = np.empty(probes, np.int64)
@@ -270,13 +300,19 @@ def _probe(
     found_distance = np.empty(16, np.int32)
     found = 0
     for query in range(query_keys.shape[0]):
-        total = 0
         for probe in range(probes):
             key = query_keys[query, table[probe]] ^ flip[probe]
             wanted[probe] = key & extra_mask[probe]
-            bucket = (key >> extra_bits[probe]) + base[probe]
-            begins[probe] = offsets[bucket]
-            counts[probe] = offsets[bucket + 1] - begins[probe]
+            buckets[probe] = (key >> extra_bits[probe]) + base[probe]
+            _prefetch(offsets, buckets[probe])
+        total = 0
+        for probe in range(probes):
+            begins[probe] = offsets[buckets[probe]]
+            counts[probe] = offsets[buckets[probe] + 1] - begins[probe]
+            if wide:
+                _prefetch(extra, begins[probe])
+            else:
+                _prefetch(table_rows, begins[probe])
             total += counts[probe]
         if total > len(candidates):
             candidates = np.empty(2 * total, np.int64)
@@ -292,7 +328,10 @@ def _probe(
             candidates[kept] = candidates[candidate]
             kept += agrees[candidate]
         for candidate in range(kept):
+            _prefetch(table_rows, candidates[candidate])
+        for candidate in range(kept):
             candidates[candidate] = table_rows[candidates[candidate]]
+            _prefetch(words, candidates[candidate])
         q0, q1, q2, q3 = queries[query, 0], queries[query, 1], queries[query, 2], queries[query, 3]
         for candidate in range(kept):
             row = candidates[candidate]
