@@ -30,6 +30,7 @@ Constants set on the robustness benchmark (bench/robustness.py, docs/robustness.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 
 import cv2
@@ -139,14 +140,20 @@ def region_hashes(rgb: np.ndarray, limit: int = BANK_REGIONS, detect_side: int =
 
 
 def turned_region_hashes(rgb: np.ndarray) -> list[RegionHash]:
-    """The region hashes of the picture turned by each of TURNED_ANGLES inside its own canvas (corners black, as
-    a turned crop's are cut away), TURNED_REGIONS per turn: the bank's rows for crops of turned copies."""
+    """The region hashes of the picture turned by each of TURNED_ANGLES and cut to the largest centred rectangle
+    of its own shape that holds no canvas (as a photo editor straightens a photo), TURNED_REGIONS per turn: the
+    bank's rows for crops of turned copies."""
     small = np.ascontiguousarray(area_reduced(rgb, HASH_SIDE))
     height, width = small.shape[:2]
     hashes = []
     for angle in TURNED_ANGLES:
         turn = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
-        hashes += region_hashes(cv2.warpAffine(small, turn, (width, height), flags=cv2.INTER_CUBIC), TURNED_REGIONS)
+        turned = cv2.warpAffine(small, turn, (width, height), flags=cv2.INTER_CUBIC)
+        radians = math.radians(abs(angle))
+        scale = 1 / (math.cos(radians) + math.sin(radians) * max(width / height, height / width))
+        cut_w, cut_h = round(width * scale), round(height * scale)
+        top, left = (height - cut_h) // 2, (width - cut_w) // 2
+        hashes += region_hashes(turned[top:top + cut_h, left:left + cut_w], TURNED_REGIONS)
     return hashes
 
 
