@@ -20,7 +20,9 @@ quality below PDQ_MIN_QUALITY (flat sky, a wall) are skipped.
 
 Squares are axis-aligned, so a picture turned a few degrees inside its own canvas and cut (a straightened photo,
 a crop of a turned one) moves every square's hash as far as a whole picture's. A bank therefore also stores the
-regions of the picture turned by each of TURNED_ANGLES (`turned_region_hashes`), and the query stays as it is.
+regions of the picture turned by each of TURNED_ANGLES and straightened (`turned_region_hashes`: cut as a
+straighten tool cuts, so that a turned crop's blobs are found at the scale the bank's are), and the query stays
+as it is.
 Likewise for crops, which scale what is left on the detection copy: the bank stores the squares found at the
 scales crops of 10-30% give (`cropped_region_hashes`). Both cost rows, index memory and lookup time (146 region
 rows per record instead of 23; docs/robustness.md). Squares cut along SIFT's own angle instead were tried and
