@@ -104,7 +104,8 @@ def test_artist_journey(browser, live_service, journeys, fixtures_dir, tmp_path)
     page.click("text=New age progression")
     photo = fixtures_dir / "faces" / "biden-2.jpg"
     page.set_input_files("#photo", str(photo))
-    assert page.locator("[data-preview-for=photo]").is_visible()
+    # The preview shows once the browser has decoded the chosen file (asynchronously: is_visible() alone raced it).
+    page.wait_for_selector("[data-preview-for=photo]", state="visible", timeout=10_000)
     page.fill("#age", "8")
     page.select_option("#sex", "m")
     page.fill("#target_ages", "12, 16")
