@@ -650,6 +650,9 @@ def main(argv: list[str] | None = None) -> int:
     recall_ref = float(np.mean([np.mean(recall[t][0]) for t in transforms]))
     recall_ours = float(np.mean([np.mean(recall[t][1]) for t in transforms]))
     hashes_per_record = 1 + shape.variants_per_record + shape.regions_per_record
+    queries = sum(len(recall[t][1]) for t in transforms)
+    found_ours, found_ref = (sum(int(np.sum(recall[t][side])) for t in transforms) for side in (1, 0))
+    print(f"queries found: ours {found_ours} of {queries}, reference {found_ref}")
     print(f"recall_ours={recall_ours:.3f} recall_reference={recall_ref:.3f} false_matches_ours={len(false_ours)} "
           f"false_matches_reference={len(false_reference)} bank_hashes_per_record={hashes_per_record:.2f} "
           f"lookup_cost_ratio={cost['ratio_warm']:.2f}")

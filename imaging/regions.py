@@ -11,7 +11,7 @@ regions of its mirror image (`imaging.robust.bank_variants`), so a mirrored and 
 are found afresh in the mirror image, since mirroring each stored square leaves it 10-30 bits from the square
 a mirrored copy yields (the resampling and the blob positions are not symmetric to the pixel).
 
-Regions: SIFT blob keypoints (difference of Gaussians, OpenCV) on a grey copy at most DETECT_SIDE pixels on
+Regions: SIFT's blobs (difference of Gaussians, `imaging.blobs`) on a grey copy at most DETECT_SIDE pixels on
 its longer side; blobs smaller than MIN_BLOB_SIZE of the shorter side are dropped (fine detail moves under
 resampling), the rest ranked by response x size, each blob's square (SQUARE_PER_BLOB x its size) kept if it
 lies inside the picture and its centre is not inside a stronger kept blob. Hash: the square, cut from a grey copy at
@@ -38,6 +38,7 @@ from collections.abc import Iterable, Iterator
 import cv2
 import numpy as np
 
+from imaging.blobs import dog_blobs
 from imaging.hashes import Hash256
 from imaging.pdq import PDQ_MIN_QUALITY, _dct_matrix, _quality, _to_hash
 from imaging.resample import area_reduced
@@ -87,32 +88,20 @@ def region_match(pairs: Iterable[tuple[int, int, int]]) -> int | None:
     return sorted(best.values())[REGIONS_NEEDED - 1]
 
 
-_sift = None
-
-
-def _detector() -> cv2.SIFT:
-    global _sift
-    if _sift is None:
-        _sift = cv2.SIFT_create()
-    return _sift
-
-
 def _blob_squares(grey: np.ndarray) -> Iterator[tuple[float, float, float]]:
     """(x, y, half side) in `grey`'s pixels of its blob squares that lie inside it, strongest first, each
     centre outside every stronger square's blob."""
     height, width = grey.shape
-    smallest = MIN_BLOB_SIZE * min(height, width)
-    blobs = sorted((k for k in _detector().detect(grey, None) if k.size >= smallest),
-                   key=lambda k: -k.response * k.size)
+    xs, ys, sizes, responses = dog_blobs(grey, MIN_BLOB_SIZE * min(height, width))
     kept: list[tuple[float, float, float]] = []
-    for blob in blobs:
-        x, y = blob.pt
-        half = SQUARE_PER_BLOB * blob.size / 2
+    for i in np.argsort(-(responses.astype(np.float64) * sizes), kind="stable"):
+        x, y, size = float(xs[i]), float(ys[i]), float(sizes[i])
+        half = SQUARE_PER_BLOB * size / 2
         if x - half < 0 or y - half < 0 or x + half > width or y + half > height:
             continue
-        if any(abs(x - kx) < size / 2 and abs(y - ky) < size / 2 for kx, ky, size in kept):
+        if any(abs(x - kx) < kept_size / 2 and abs(y - ky) < kept_size / 2 for kx, ky, kept_size in kept):
             continue
-        kept.append((x, y, blob.size))
+        kept.append((x, y, size))
         yield x, y, half
 
 
