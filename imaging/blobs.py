@@ -30,9 +30,10 @@ BORDER = 5
 REFINE_STEPS = 5
 
 
-def dog_blobs(grey: np.ndarray, min_size: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(x, y, size, response) arrays of the blobs of `grey` (uint8, H x W) of at least `min_size` pixels
-    across, in `grey`'s pixel coordinates (a pixel's centre at its index), in no particular order."""
+def dog_blobs(grey: np.ndarray, min_size: float = 0.0,
+              max_size: float = math.inf) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y, size, response) arrays of the blobs of `grey` (uint8, H x W) from `min_size` to `max_size`
+    pixels across, in `grey`'s pixel coordinates (a pixel's centre at its index), in no particular order."""
     height, width = grey.shape
     octaves = max(0, round(math.log2(min(height, width))) - 2)
     found: list[np.ndarray] = []
@@ -41,9 +42,10 @@ def dog_blobs(grey: np.ndarray, min_size: float = 0.0) -> tuple[np.ndarray, np.n
     for octave in range(octaves):
         if octave:
             layer = np.ascontiguousarray(layer[::2, ::2])  # SIFT's next octave: every second pixel of layer 3
+        smallest = SIGMA * 2 ** (0.5 / LAYERS) * 2 ** octave * 2
         largest = SIGMA * 2 ** ((LAYERS + 0.5) / LAYERS) * 2 ** octave * 2
-        if min(layer.shape) <= 2 * BORDER:
-            break  # no pixel of this octave or the next lies inside SIFT's border
+        if min(layer.shape) <= 2 * BORDER or smallest > max_size:
+            break  # no pixel of this octave or the next lies inside SIFT's border, or no blob is small enough
         if largest < min_size:
             # no blob here is large enough: only the next octave's start is needed, blurred in one step
             layer = cv2.GaussianBlur(layer, (0, 0), SIGMA * math.sqrt(4 - 1))
@@ -54,7 +56,7 @@ def dog_blobs(grey: np.ndarray, min_size: float = 0.0) -> tuple[np.ndarray, np.n
             gaussians.append(cv2.GaussianBlur(gaussians[-1], (0, 0), before * math.sqrt(2 ** (2 / LAYERS) - 1)))
         layer = gaussians[LAYERS]
         stack = np.stack(gaussians)
-        found.append(_extrema(stack[1:] - stack[:-1], octave, min_size))
+        found.append(_extrema(stack[1:] - stack[:-1], octave, min_size, max_size))
     if not found:
         empty = np.empty(0, np.float32)
         return empty, empty, empty, empty
@@ -81,9 +83,9 @@ def _doubled_start() -> np.ndarray:
     return taps.astype(np.float32)
 
 
-def _extrema(dog: np.ndarray, octave: int, min_size: float) -> np.ndarray:
-    """Rows (x, y, size, response) of the refined extrema of one octave's differences (layers x H x W) at
-    least `min_size` across: each peak or trough of its 26 neighbours (3 x 3 in its layer and the two beside)."""
+def _extrema(dog: np.ndarray, octave: int, min_size: float, max_size: float) -> np.ndarray:
+    """Rows (x, y, size, response) of the refined extrema of one octave's differences (layers x H x W) from
+    `min_size` to `max_size` across: each peak or trough of its 26 neighbours (3 x 3 in its layer and the two beside)."""
     threshold = math.floor(0.5 * CONTRAST_THRESHOLD / LAYERS * 255)
     square = np.ones((3, 3), np.uint8)
     highest = np.stack([cv2.dilate(layer, square) for layer in dog])
@@ -95,18 +97,19 @@ def _extrema(dog: np.ndarray, octave: int, min_size: float) -> np.ndarray:
     inside[:, :BORDER] = inside[:, -BORDER:] = inside[:, :, :BORDER] = inside[:, :, -BORDER:] = False
     candidates = np.stack(np.nonzero(inside), axis=1)
     candidates[:, 0] += 1
-    return _refined_all(dog, candidates, octave, min_size)
+    return _refined_all(dog, candidates, octave, min_size, max_size)
 
 
 @njit(cache=True, nogil=True)
-def _refined_all(dog: np.ndarray, candidates: np.ndarray, octave: int, min_size: float) -> np.ndarray:
+def _refined_all(dog: np.ndarray, candidates: np.ndarray, octave: int, min_size: float,
+                 max_size: float) -> np.ndarray:
     out = np.empty((candidates.shape[0], 4), np.float32)
     kept = 0
     gradient = np.empty(3)
     hessian = np.empty((3, 3))
     for i in range(candidates.shape[0]):
         blob = _refined(dog, candidates[i, 0], candidates[i, 1], candidates[i, 2], octave, gradient, hessian)
-        if blob[2] >= min_size:
+        if min_size <= blob[2] <= max_size:
             out[kept, 0], out[kept, 1], out[kept, 2], out[kept, 3] = blob
             kept += 1
     return out[:kept]

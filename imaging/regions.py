@@ -92,7 +92,9 @@ def _blob_squares(grey: np.ndarray) -> Iterator[tuple[float, float, float]]:
     """(x, y, half side) in `grey`'s pixels of its blob squares that lie inside it, strongest first, each
     centre outside every stronger square's blob."""
     height, width = grey.shape
-    xs, ys, sizes, responses = dog_blobs(grey, MIN_BLOB_SIZE * min(height, width))
+    # a blob's square must fit inside the picture
+    xs, ys, sizes, responses = dog_blobs(grey, MIN_BLOB_SIZE * min(height, width),
+                                         min(height, width) / SQUARE_PER_BLOB)
     kept: list[tuple[float, float, float]] = []
     for i in np.argsort(-(responses.astype(np.float64) * sizes), kind="stable"):
         x, y, size = float(xs[i]), float(ys[i]), float(sizes[i])

@@ -38,12 +38,12 @@ def test_the_blobs_are_the_ones_opencvs_sift_finds(fixtures_dir, relative):
     assert len(xs) <= 1.07 * len(theirs)
 
 
-def test_octaves_too_fine_for_the_size_asked_for_change_only_rounding(fixtures_dir):
+def test_octaves_outside_the_sizes_asked_for_change_only_rounding(fixtures_dir):
     grey = detection_copy(fixtures_dir, PICTURES[0])
     every = np.stack(dog_blobs(grey), axis=1)
-    for smallest in (4.0, 7.7, 16.0):
-        large = np.stack(dog_blobs(grey, smallest), axis=1)
-        expected = every[every[:, 2] >= smallest]
+    for smallest, largest in ((4.0, np.inf), (7.7, np.inf), (16.0, np.inf), (7.7, 42.0), (0.0, 12.0)):
+        large = np.stack(dog_blobs(grey, smallest, largest), axis=1)
+        expected = every[(every[:, 2] >= smallest) & (every[:, 2] <= largest)]
         assert len(large) > 0
         # a skipped octave's layers are blurred in one step, not three: the same blobs to float rounding
         assert len(large) == len(expected)
