@@ -589,6 +589,16 @@ def _merge(segments: list[_Segment], radius: int) -> _Segment:
     return _Segment.build(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), radius)
 
 
+def load_compiled() -> None:
+    """One search through the compiled probes, so that a process's first real search does not wait while numba
+    loads them (0.3-0.5 s here, seconds more with numba's cache cold): for actors to call when they start."""
+    rng = np.random.default_rng(0)
+    index = HammingIndex()
+    index.add(rng.integers(0, 256, (_LINEAR_SEGMENT_ROWS, HASH_BYTES), dtype=np.uint8),
+              np.arange(_LINEAR_SEGMENT_ROWS, dtype=np.int64))
+    index.search(rng.integers(0, 256, (1, HASH_BYTES), dtype=np.uint8), 31)
+
+
 class HammingIndex:
     """Exact range search: every stored (id, hash) within a Hamming distance of each query hash.
 

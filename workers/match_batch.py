@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from imaging import DecodeError, PdqHash, decode, digests, signals
 from imaging.banks import spreadsheet_safe
+from imaging.index import load_compiled
 from imaging.matching import (BankMatcher, Provenance, QueryHashes, bank_entry, image_query, match_banks,
                               report_status)
 from fimg_service.errors import SetupFailed
@@ -142,10 +143,11 @@ def run_item(matchers: list[BankMatcher], params: MatchParams, item: dict) -> It
 
 
 def warm_up() -> None:
-    """Hash a small generated picture, so that an actor loads the compiled PDQ and resampling code and OpenCV's
-    detector before its first chunk (about a second on a job's first result otherwise)."""
+    """Hash a small generated picture and search a small index, so that an actor loads the compiled PDQ,
+    resampling, blob and probe code before its first chunk (about a second on a job's first result otherwise)."""
     rng = np.random.default_rng(0)
     image_query(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8))
+    load_compiled()
 
 
 REPORT_COLUMNS = ("name", "status", "sha256", "pdq", "quality", "bank", "record_id", "victim_id", "kind",

@@ -10,6 +10,7 @@ rebuilt after the change (`Lookups.warm`), not by the next lookup.
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -17,6 +18,7 @@ import ray
 from ray.exceptions import RayTaskError
 
 from imaging import DecodeError, PdqHash, decode, digests, pdq
+from imaging.index import load_compiled
 from imaging.matching import BankMatcher, QueryHashes, match_banks
 from workers.built_banks import BuiltBanks
 
@@ -39,6 +41,10 @@ def _hash_file(data: bytes) -> dict:
 class Lookup:
     """Answers lookups against built banks passed by reference: Ray maps each bank from the object store for the
     call (no copy, no build), so this actor holds no bank of its own between lookups."""
+
+    def __init__(self) -> None:
+        # the service's first lookup would wait 0.3-0.5 s for the compiled probes to load (tests/test_dispatch.py)
+        threading.Thread(target=load_compiled, name="warm-up", daemon=True).start()
 
     def lookup(self, signals: dict[str, str], threshold: int | None, *matchers: BankMatcher) -> list[dict]:
         query = QueryHashes(md5=signals.get("md5"), sha1=signals.get("sha1"), sha256=signals.get("sha256"),
