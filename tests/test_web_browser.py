@@ -328,7 +328,10 @@ def test_artist_journey_by_keyboard_alone(browser, live_service, journeys, fixtu
 
     page = new_page(browser, live_service, journeys)
     page.goto("/ui/sign-in")
-    page.keyboard.type(live_service.keys["artist"])  # the key field has focus on arrival
+    # the key field has focus on arrival: the browser applies autofocus once it has laid the page out, which
+    # a loaded machine does after `goto` returns (keys typed before it went nowhere on CI)
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'api_key'")
+    page.keyboard.type(live_service.keys["artist"])
     page.keyboard.press("Enter")
     page.wait_for_url("**/ui/")
 
