@@ -124,14 +124,12 @@ def _refined(dog: np.ndarray, layer: int, r: int, c: int, octave: int, gradient:
     scale = 1.0 / 255
     dropped = (0.0, 0.0, -1.0, 0.0)
     xc = xr = xl = 0.0
-    settled = False
     for _ in range(REFINE_STEPS):
         _derivatives(dog, layer, r, c, scale, gradient, hessian)
         solved, xc, xr, xl = _solve3(hessian, gradient)
         if not solved:
             return dropped
         if abs(xc) < 0.5 and abs(xr) < 0.5 and abs(xl) < 0.5:
-            settled = True
             break
         if abs(xc) > 1e6 or abs(xr) > 1e6 or abs(xl) > 1e6:
             return dropped
@@ -140,8 +138,8 @@ def _refined(dog: np.ndarray, layer: int, r: int, c: int, octave: int, gradient:
         layer += int(round(xl))
         if layer < 1 or layer > layers - 2 or c < BORDER or c >= cols - BORDER or r < BORDER or r >= rows - BORDER:
             return dropped
-    if not settled:
-        return dropped
+    else:
+        return dropped  # still moving after REFINE_STEPS
     _derivatives(dog, layer, r, c, scale, gradient, hessian)
     contrast = dog[layer, r, c] * scale + 0.5 * (gradient[0] * xc + gradient[1] * xr + gradient[2] * xl)
     if abs(contrast) * LAYERS < CONTRAST_THRESHOLD:
