@@ -144,3 +144,19 @@ def test_not_json_body_is_a_clear_client_error(service):
     response = service.client.post("/v1/jobs", content=b"\xff\xfe{", headers={**service.auth("analyst"),
                                                                               "Content-Type": "application/json"})
     assert response.status_code == 400 and response.json()["code"] == "invalid_request" and response.json()["message"]
+
+
+@pytest.mark.parametrize(("method", "url", "body"), [
+    ("GET", "/v1/jobs/a%00b", None),
+    ("GET", "/v1/jobs?status=a%00b", None),
+    ("GET", "/v1/banks/a%00b/members", None),
+    ("GET", "/hma/c/bank/a%00b", None),
+    ("POST", "/v1/jobs", {"type": "match_batch", "inputs": ["a\x00b"], "params": {"banks": ["b"]}}),
+    ("POST", "/v1/jobs", {"type": "match_batch", "hashes": [{"name": "x", "pdq": "0" * 64}],
+                          "params": {"banks": ["a\x00b"]}}),
+])
+def test_nul_in_an_id_name_or_filter_is_invalid_text_on_either_database(service, method, url, body):
+    service.client.post("/v1/banks", json={"name": "b"}, headers=service.auth("analyst"))
+    response = service.client.request(method, url, json=body, headers=service.auth("analyst"))
+    assert response.status_code == (400 if url.startswith("/hma/") else 422), response.text
+    assert response.json()["code"] == "invalid_text"

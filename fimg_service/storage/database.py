@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
+from fimg_service.errors import InvalidInput
 from fimg_service.storage.audit import AuditRepository
 from fimg_service.storage.banks import BankRepository
 from fimg_service.storage.galleries import GalleryRepository
@@ -61,12 +62,37 @@ def _json_loads(text: str | bytes | memoryview):
     return empty() if empty is not None else json.loads(text)
 
 
-def make_engine(url: str) -> sa.Engine:
-    if not url.startswith("sqlite"):
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, json_deserializer=_json_loads)
-    engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False},
-                              json_deserializer=_json_loads)
+def _holds_nul(parameters) -> bool:
+    if isinstance(parameters, str):
+        return "\x00" in parameters
+    if isinstance(parameters, dict):
+        parameters = parameters.values()
+    elif not isinstance(parameters, (list, tuple)):
+        return False
+    return any(_holds_nul(value) for value in parameters)
 
+
+def _refuse_nul_text(_conn, _cursor, statement, parameters, _context, _executemany):
+    """PostgreSQL refuses NUL in text (a driver error, a 500 to the caller); any id, name or filter holding one
+    names nothing that could be stored, so it is the caller's mistake on either database."""
+    if _holds_nul(parameters):
+        raise InvalidInput("text may not contain NUL characters", code="invalid_text")
+    return statement, parameters
+
+
+def make_engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False},
+                                  json_deserializer=_json_loads)
+        _use_sqlite_transactions(engine)
+    else:
+        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                                  json_deserializer=_json_loads)
+    event.listen(engine, "before_cursor_execute", _refuse_nul_text, retval=True)
+    return engine
+
+
+def _use_sqlite_transactions(engine: sa.Engine) -> None:
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_conn, _record):
         dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" event below emits BEGIN itself
@@ -79,8 +105,6 @@ def make_engine(url: str) -> sa.Engine:
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(SQLITE_IMMEDIATE) else "BEGIN")
-
-    return engine
 
 
 class Database:
