@@ -9,10 +9,10 @@ of every query bench.robustness builds for the pictures under PROBE_TRANSFORMS (
 kind is made: plain, trimmed, turned, captioned, regions), each against every bank row not of its own picture.
 
 Per probe kind: the pairs within the operating radius of each row kind (31 on own hashes, VARIANT_THRESHOLD on
-stored variants, REGION_THRESHOLD on regions), the closest distance, and the empirical lower tail of the
-distance distribution (P(d <= x) for the smallest x with at least TAIL_PAIRS pairs), extrapolated to the radius
-by a straight line through log P over the observed tail (the tail falls faster than that line: PDQ's distances
-are near binomial, so the figure errs high). Expected false matches per million lookups at 1M records:
+stored variants, REGION_THRESHOLD on regions, SMALL_QUERY_REGION_THRESHOLD on a thumbnail's), the closest
+distance, and the empirical lower tail of the distance distribution (P(d <= x) for the smallest x with at least
+TAIL_PAIRS pairs), extrapolated to the radius by a straight line through log P over the observed tail (the
+tail falls faster than that line: PDQ's distances are near binomial, so the figure errs high). Expected false matches per million lookups at 1M records:
 P(d <= radius) x stored rows of that kind per record x 1M records x 1M lookups; for regions, which need two
 different query regions on two different stored ones, the probability of two such pairs in one record.
 
@@ -34,7 +34,7 @@ from bench.robustness import DISTINCT, FIXTURES, SEED, TRANSFORMS, load, our_ent
 from imaging.matching import VARIANT_THRESHOLD, BankMatcher
 from imaging.index import _popcount_rows
 from imaging.pdq import PDQ_THRESHOLD
-from imaging.regions import QUERY_REGIONS, REGION_KIND, REGION_THRESHOLD, REGIONS_NEEDED
+from imaging.regions import QUERY_REGIONS, REGION_KIND, REGION_THRESHOLD, REGIONS_NEEDED, SMALL_QUERY_REGION_THRESHOLD
 
 PROBE_TRANSFORMS = ("jpeg_q70", "crop_left_10%", "pad_white_10%", "screenshot_page", "rotate_3_white",
                     "turn_canvas_-5", "turn_canvas_9_white", "caption", "crop_asym_b", "small_250+crop_left_10%")
@@ -43,6 +43,7 @@ SIDE = 32
 TAIL_PAIRS = 20
 RECORDS = 1_000_000
 LOOKUPS = 1_000_000
+THUMBNAIL_REGIONS = "pdq_region@thumb"  # the regions of a query no longer than SMALL_QUERY_SIDE, at their radius
 
 
 def generated_hashes(count: int, seed: int) -> np.ndarray:
@@ -92,7 +93,8 @@ def hash_picture(task: tuple[int, str]) -> tuple[str, dict, list[tuple[str, str,
         query = our_query(np.asarray(TRANSFORMS[transform_name](image, rng).convert("RGB")))
         matcher = BankMatcher("one", [entry])
         probes += [(kind, "whole", h.to_bytes()) for kind, h in matcher.probes(query)]
-        probes += [(REGION_KIND, "region", h.to_bytes()) for h in query.regions]
+        region_kind = REGION_KIND if query.region_threshold == REGION_THRESHOLD else THUMBNAIL_REGIONS
+        probes += [(region_kind, "region", h.to_bytes()) for h in query.regions]
     rows = {"own": [bytes.fromhex(entry.pdq)], "variant": [h.to_bytes() for _, h in entry.variant_hashes],
             REGION_KIND: [h.to_bytes() for h in entry.regions]}
     return name, rows, probes
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'probe kind':14s} {'rows':8s} {'lookups':>7s} {'pairs':>12s} {'closest':>7s} {'<=r':>4s} "
           f"{'P(d<=r) per pair':>17s}  {'false per 1M lookups at 1M records':>34s}  how")
     for (probe_kind, row_kind), found in sorted(counts.items()):
-        r = radius[row_kind]
+        r = SMALL_QUERY_REGION_THRESHOLD if probe_kind == THUMBNAIL_REGIONS else radius[row_kind]
         p, how = tail_estimate(found, r)
         per_lookup = p * rows_per_record[row_kind] * RECORDS
         if row_kind == REGION_KIND:

@@ -39,7 +39,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 from imaging.index import HammingIndex
 from imaging.matching import VARIANT_THRESHOLD, BankEntry, BankMatcher, QueryHashes, image_query
 from imaging.pdq import PDQ_MIN_QUALITY, PDQ_THRESHOLD, pdq
-from imaging.regions import REGION_KIND, REGION_THRESHOLD, REGIONS_NEEDED
+from imaging.regions import REGION_KIND, REGION_THRESHOLD, REGIONS_NEEDED, SMALL_QUERY_REGION_THRESHOLD
 from imaging.robust import bank_variants
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
@@ -481,6 +481,7 @@ class LookupShape:
     regions_per_record: float
     probes_per_query: float
     regions_per_query: float
+    small_query_share: float  # of queries whose regions are looked up at SMALL_QUERY_REGION_THRESHOLD
 
 
 def _queries(rng: np.random.Generator, mean: float) -> int:
@@ -490,8 +491,9 @@ def _queries(rng: np.random.Generator, mean: float) -> int:
 def lookup_cost(records: int, shape: LookupShape, seed: int) -> dict[str, float]:
     """Seconds per query of one plain PDQ lookup (one probe, d <= 31, `records` rows) and of the robust lookup as
     `BankMatcher.match` makes it: the probes against the records' own hashes (d <= 31) and against their
-    variants (d <= VARIANT_THRESHOLD), the query's regions against the records' regions (d <= REGION_THRESHOLD),
-    each index built in one `add`; uniformly random hashes stand in for a real bank.
+    variants (d <= VARIANT_THRESHOLD), the query's regions against the records' regions (d <= REGION_THRESHOLD,
+    or SMALL_QUERY_REGION_THRESHOLD for the share of thumbnails among the queries), each index built in one
+    `add`; uniformly random hashes stand in for a real bank.
 
     The two run in alternating blocks of LOOKUP_BLOCK queries and each figure is the median over the blocks, so
     that load from other processes on a shared machine falls on both alike. 'warm' runs the lookups back to
@@ -521,7 +523,8 @@ def lookup_cost(records: int, shape: LookupShape, seed: int) -> dict[str, float]
         variants.search(probes, VARIANT_THRESHOLD)
         count = _queries(rng, shape.regions_per_query)
         if count:
-            regions.search(random_hashes(count), REGION_THRESHOLD)
+            small = rng.random() < shape.small_query_share
+            regions.search(random_hashes(count), SMALL_QUERY_REGION_THRESHOLD if small else REGION_THRESHOLD)
 
     flush = np.zeros(64 << 20, np.uint8)
     figures: dict[str, float] = {"plain_bytes": own.memory_bytes(),
@@ -570,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     shape = LookupShape(
         variants_per_record=float(np.mean([len(h.entry.variant_hashes) for h in hashed])),
         regions_per_record=float(np.mean([len(h.entry.regions) for h in hashed])), probes_per_query=0.0,
-        regions_per_query=0.0)
+        regions_per_query=0.0, small_query_share=0.0)
     whole_rows = [(h.name, value) for h in hashed
                   for value in [bytes.fromhex(h.entry.pdq), *(v.to_bytes() for _, v in h.entry.variant_hashes)]]
     rows = np.stack([np.frombuffer(v, np.uint8) for _, v in whole_rows])
@@ -582,6 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     recall: dict[str, tuple[list[bool], list[bool]]] = {name: ([], []) for name in ["original", *transforms]}
     false_reference, false_ours, shared_content, kinds = [], [], set(), Counter()
     closest_reference, closest_ours, most_regions_elsewhere, probes, region_probes = 256, 256, 0, [], []
+    small_queries = []
     for h in hashed:
         for transform_name, (ref_query, query) in h.queries.items():
             found, distances = reference_matches(reference_bank, names, ref_query)
@@ -603,6 +607,7 @@ def main(argv: list[str] | None = None) -> int:
             query_probes = matcher.probes(query)
             probes.append(len(query_probes))
             region_probes.append(len(query.regions))
+            small_queries.append(query.region_threshold != REGION_THRESHOLD)
             if query_probes:
                 packed = np.stack([np.frombuffer(p.to_bytes(), np.uint8) for _, p in query_probes])
                 distances = np.unpackbits(rows[unrelated_rows[h.name]][None] ^ packed[:, None], axis=2).sum(axis=2)
@@ -611,13 +616,16 @@ def main(argv: list[str] | None = None) -> int:
                 packed = np.stack([np.frombuffer(p.to_bytes(), np.uint8) for p in query.regions])
                 for other, stored in region_rows.items():
                     if other != h.name and not related(h.name, other):
-                        near = np.unpackbits(stored[None] ^ packed[:, None], axis=2).sum(axis=2) <= REGION_THRESHOLD
+                        distances = np.unpackbits(stored[None] ^ packed[:, None], axis=2).sum(axis=2)
+                        near = distances <= query.region_threshold
                         most_regions_elsewhere = max(most_regions_elsewhere,
                                                      min(near.any(axis=1).sum(), near.any(axis=0).sum()))
     shape.probes_per_query, shape.regions_per_query = float(np.mean(probes)), float(np.mean(region_probes))
+    shape.small_query_share = float(np.mean(small_queries))
 
     print(f"{len(hashed)} distinct images x {len(transforms)} transforms ({len(family)} classes); "
-          f"threshold {PDQ_THRESHOLD} (stored variants {VARIANT_THRESHOLD}, regions {REGION_THRESHOLD} with "
+          f"threshold {PDQ_THRESHOLD} (stored variants {VARIANT_THRESHOLD}, regions {REGION_THRESHOLD} or "
+          f"{SMALL_QUERY_REGION_THRESHOLD} for thumbnails, with "
           f"{REGIONS_NEEDED} needed), quality >= {PDQ_MIN_QUALITY}")
     print(f"{'class':11s} {'transform':26s} {'reference':>9s} {'ours':>6s}")
     for transform_name, (ref_hits, our_hits) in recall.items():
@@ -638,8 +646,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{most_regions_elsewhere} (a match needs {REGIONS_NEEDED})")
     print("true matches by kind (ours): " + ", ".join(f"{k}={v}" for k, v in sorted(kinds.items())))
     print(f"hashing {hashing_s:.0f} s on {args.workers} workers; probes per query {shape.probes_per_query:.2f}, "
-          f"regions per query {shape.regions_per_query:.2f}; per record {shape.variants_per_record:.2f} variants "
-          f"and {shape.regions_per_record:.2f} regions besides its own hash")
+          f"regions per query {shape.regions_per_query:.2f}, thumbnails {shape.small_query_share:.1%}; per record "
+          f"{shape.variants_per_record:.2f} variants and {shape.regions_per_record:.2f} regions besides its own hash")
     cost = lookup_cost(args.records, shape, SEED)
     for mode in ("warm", "cold"):
         print(f"lookup at {args.records} records ({mode}): plain {cost[f'plain_{mode}'] * 1e3:.2f} ms/query, "

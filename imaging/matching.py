@@ -13,8 +13,9 @@ A bank is held as sorted exact digests (MD5, SHA-1, SHA-256) plus three `Hamming
 - the query's seven flips and right-angle turns (`QueryHashes.dihedral`) against the own hashes of records
   enrolled without variants (imported from a hash list: they hold no flips of their own), at the threshold;
 - the query's region hashes (`QueryHashes.regions`) against the record's (`BankEntry.regions`) by the rule of
-  `imaging.regions.region_match`: two different query regions within REGION_THRESHOLD of two different stored
-  ones, since one square can be a common texture and two are the picture.
+  `imaging.regions.region_match`: two different query regions within the query's region threshold
+  (`QueryHashes.region_threshold`: REGION_THRESHOLD, wider for a thumbnail) of two different stored ones, since
+  one square can be a common texture and two are the picture.
 
 A match names the rule: `pdq` only for the query's own hash on the record's own hash; a variant's kind when one
 side used one (`pdq_trimmed`: the query's border was cut, `pdq_crop`: a stored crop matched); both joined when
@@ -40,7 +41,8 @@ from imaging.digests import digests
 from imaging.hashes import Hash256, PdqHash
 from imaging.index import HammingIndex
 from imaging.pdq import PDQ_MIN_QUALITY, PDQ_THRESHOLD, pdq, pdq_dihedral
-from imaging.regions import QUERY_REGIONS, REGION_KIND, REGION_THRESHOLD, RegionHash, region_hashes, region_match
+from imaging.regions import (QUERY_REGIONS, REGION_KIND, REGION_THRESHOLD, RegionHash, query_region_threshold,
+                             region_hashes, region_match)
 from imaging.robust import bank_variants, query_variants
 from imaging.signals import EXACT_KINDS, hex_length, is_valid, kind_order
 
@@ -111,6 +113,7 @@ class QueryHashes:
     dihedral: tuple[PdqHash, ...] = ()
     variants: tuple[tuple[str, PdqHash], ...] = field(default=())
     regions: tuple[RegionHash, ...] = ()
+    region_threshold: int = REGION_THRESHOLD
 
     @property
     def pdq_usable(self) -> bool:
@@ -183,19 +186,19 @@ class BankMatcher:
                 if probe >= len(probes) and self._holds_flips[entry_idx]:
                     continue
                 offer(entry_idx, match_kind(searched[probe][0], stored_kind), distance)
-        for entry_idx, distance in self._region_matches(query.regions):
+        for entry_idx, distance in self._region_matches(query.regions, query.region_threshold):
             offer(entry_idx, REGION_KIND, distance)
         matches = [self._records.match(self.name, i, kind, distance)
                    for i, (kind, distance) in best.items() if self._records.active(i, now)]
         return sorted(matches, key=lambda m: (m.distance, kind_order(m.kind), m.record_id))
 
-    def _region_matches(self, regions: Sequence[RegionHash]) -> list[tuple[int, int]]:
+    def _region_matches(self, regions: Sequence[RegionHash], threshold: int) -> list[tuple[int, int]]:
         """(entry, distance) of every record whose regions match the query's (`region_match`)."""
         hits: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
-        for probe, row, entry_idx, _, distance in self._indexes["region"].search(regions, REGION_THRESHOLD):
+        for probe, row, entry_idx, _, distance in self._indexes["region"].search(regions, threshold):
             hits[entry_idx].append((probe, row, distance))
         return [(entry_idx, distance) for entry_idx, pairs in hits.items()
-                if (distance := region_match(pairs)) is not None]
+                if (distance := region_match(pairs, threshold)) is not None]
 
 
 class _Texts:
@@ -364,7 +367,8 @@ def image_query(rgb: np.ndarray, *, md5: str | None = None, sha1: str | None = N
     variants, picture = query_variants(rgb)
     return QueryHashes(md5=md5, sha1=sha1, sha256=sha256, pdq=dihedral[0], quality=quality,
                        dihedral=tuple(dihedral) if flips else (), variants=tuple(variants),
-                       regions=tuple(region_hashes(picture, QUERY_REGIONS)))
+                       regions=tuple(region_hashes(picture, QUERY_REGIONS)),
+                       region_threshold=query_region_threshold(*picture.shape[:2]))
 
 
 def hashes_for_bank(data: bytes, *, robust: bool = False) -> dict[str, Any]:

@@ -49,6 +49,12 @@ REGION_KIND = "pdq_region"
 # 20 would find a third more crops by their regions, but 8 probes at 20 cost 3.9x a plain lookup at 1M records
 # against 2.8x at 14 (the budget is 3x); the expected false matches at scale: bench/false_matches.py.
 REGION_THRESHOLD = 14
+# A query picture no longer than SMALL_QUERY_SIDE (a thumbnail, a chat preview) finds its squares on a detection
+# copy smaller than the bank's or little larger, so their centres and sizes move by more of a square: its true
+# regions lie mostly at 8-20 bits, and 16 found 5 more of 135 small crops (docs/robustness.md). Only those
+# queries pay the wider probe.
+SMALL_QUERY_SIDE = 320
+SMALL_QUERY_REGION_THRESHOLD = 16
 REGIONS_NEEDED = 2
 DETECT_SIDE = 256
 HASH_SIDE = 512  # squares are cut from a grey copy this size (64x64 per square needs no more)
@@ -72,15 +78,20 @@ class RegionHash(Hash256):
     __slots__ = ()
 
 
-def region_match(pairs: Iterable[tuple[int, int, int]]) -> int | None:
+def query_region_threshold(height: int, width: int) -> int:
+    """The distance within which a query picture of this size finds its regions."""
+    return SMALL_QUERY_REGION_THRESHOLD if max(height, width) <= SMALL_QUERY_SIDE else REGION_THRESHOLD
+
+
+def region_match(pairs: Iterable[tuple[int, int, int]], threshold: int = REGION_THRESHOLD) -> int | None:
     """The distance at which a record's regions match a query's, or None. `pairs`: (query region, stored region,
-    distance). A match needs REGIONS_NEEDED different query regions within REGION_THRESHOLD of stored ones, and
+    distance). A match needs REGIONS_NEEDED different query regions within `threshold` of stored ones, and
     REGIONS_NEEDED different stored ones among those; its distance is the REGIONS_NEEDED-th smallest of the
     query regions' best distances."""
     best: dict[int, int] = {}
     stored = set()
     for query, row, distance in pairs:
-        if distance <= REGION_THRESHOLD:
+        if distance <= threshold:
             best[query] = min(distance, best.get(query, distance))
             stored.add(row)
     if len(best) < REGIONS_NEEDED or len(stored) < REGIONS_NEEDED:

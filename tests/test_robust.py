@@ -2,6 +2,7 @@
 matches, under the kind of the rule that matched; distinct pictures do not match."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -16,9 +17,9 @@ from imaging.hashes import PdqHash
 from imaging.matching import (VARIANT_THRESHOLD, BankEntry, BankMatcher, QueryHashes, bank_entry, hashes_for_bank,
                               image_query, report_status)
 from imaging.pdq import pdq
-from imaging.regions import (BANK_REGIONS, CROP_FRACTIONS, CROP_REGIONS, HASH_SIDE, REGION_THRESHOLD, TURNED_ANGLES,
-                             TURNED_REGIONS, RegionHash, cropped_region_hashes, region_hashes, region_match,
-                             turned_region_hashes)
+from imaging.regions import (BANK_REGIONS, CROP_FRACTIONS, CROP_REGIONS, HASH_SIDE, REGION_THRESHOLD,
+                             SMALL_QUERY_REGION_THRESHOLD, SMALL_QUERY_SIDE, TURNED_ANGLES, TURNED_REGIONS, RegionHash,
+                             cropped_region_hashes, region_hashes, region_match, turned_region_hashes)
 from imaging.resample import area_reduced
 from imaging.robust import bank_variants, fill_corners, trim_borders, uncaptioned, untilted
 
@@ -218,9 +219,21 @@ REGION_EDITS = {
 def test_cropped_pictures_match_by_their_regions(matcher, banked, name, edit):
     edited = REGION_EDITS[edit](banked[name])
     assert pdq(np.ascontiguousarray(edited))[0] - pdq(banked[name])[0] > 31
-    matches = matcher.match(query_for(edited))
+    query = query_for(edited)
+    matches = matcher.match(query)
     assert [(m.record_id, m.kind) for m in matches] == [(name, "pdq_region")]
-    assert matches[0].distance <= REGION_THRESHOLD
+    assert matches[0].distance <= query.region_threshold
+
+
+def test_a_thumbnail_looks_its_regions_up_within_the_wider_threshold(matcher, banked):
+    """A crop of a 240-pixel thumbnail: its squares come from a detection copy no larger than the bank's, and
+    its second region lies 16 bits from the stored one."""
+    thumb = cut(thumbnail(banked["obama"], 240), 0, 0, 0.1, 0.1)
+    query = query_for(thumb)
+    assert max(thumb.shape[:2]) <= SMALL_QUERY_SIDE and query.region_threshold == SMALL_QUERY_REGION_THRESHOLD
+    assert [(m.record_id, m.kind, m.distance) for m in matcher.match(query)] == [("obama", "pdq_region", 16)]
+    assert matcher.match(dataclasses.replace(query, region_threshold=REGION_THRESHOLD)) == []
+    assert query_for(thumbnail(banked["obama"], SMALL_QUERY_SIDE + 1)).region_threshold == REGION_THRESHOLD
 
 
 def test_a_banked_picture_inside_a_collage_is_found_by_its_regions(entries, banked):
@@ -260,6 +273,7 @@ def test_the_region_rule_needs_two_different_regions_on_both_sides():
     assert region_match([(0, 0, 4), (1, 1, REGION_THRESHOLD + 2)]) is None
     assert region_match([(0, 0, 4), (1, 1, 12)]) == 12
     assert region_match([(0, 0, 8), (0, 1, 2), (1, 1, 6), (2, 2, 10)]) == 6  # best per query region: 2, 6, 10
+    assert region_match([(0, 0, 4), (1, 1, 16)], threshold=16) == 16
 
 
 def test_region_hashes_are_not_comparable_with_pdq_hashes(banked):
