@@ -63,13 +63,12 @@ def _json_loads(text: str | bytes | memoryview):
 
 
 def _holds_nul(parameters) -> bool:
-    if isinstance(parameters, str):
-        return "\x00" in parameters
-    if isinstance(parameters, dict):
-        parameters = parameters.values()
-    elif not isinstance(parameters, (list, tuple)):
-        return False
-    return any(_holds_nul(value) for value in parameters)
+    """Whether a text parameter of a statement (one row's, or every row's of an executemany) holds NUL."""
+    for row in parameters if isinstance(parameters, list) else (parameters or (),):
+        values = row.values() if isinstance(row, dict) else row
+        if "\x00" in "".join([value for value in values if type(value) is str]):
+            return True
+    return False
 
 
 def _refuse_nul_text(_conn, _cursor, statement, parameters, _context, _executemany):
