@@ -522,9 +522,10 @@ def lookup_cost(records: int, shape: LookupShape, seed: int) -> dict[str, float]
         own.search(probes, PDQ_THRESHOLD)
         variants.search(probes, VARIANT_THRESHOLD)
         count = _queries(rng, shape.regions_per_query)
-        if count:
+        if count:  # all but REGIONS_NEEDED - 1 of them, as BankMatcher searches them (random rows find no record)
             small = rng.random() < shape.small_query_share
-            regions.search(random_hashes(count), SMALL_QUERY_REGION_THRESHOLD if small else REGION_THRESHOLD)
+            regions.search(random_hashes(max(1, count - REGIONS_NEEDED + 1)),
+                           SMALL_QUERY_REGION_THRESHOLD if small else REGION_THRESHOLD)
 
     flush = np.zeros(64 << 20, np.uint8)
     figures: dict[str, float] = {"plain_bytes": own.memory_bytes(),

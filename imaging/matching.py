@@ -41,8 +41,8 @@ from imaging.digests import digests
 from imaging.hashes import Hash256, PdqHash
 from imaging.index import HammingIndex
 from imaging.pdq import PDQ_MIN_QUALITY, PDQ_THRESHOLD, pdq, pdq_dihedral
-from imaging.regions import (QUERY_REGIONS, REGION_KIND, REGION_THRESHOLD, RegionHash, query_region_threshold,
-                             region_hashes, region_match)
+from imaging.regions import (QUERY_REGIONS, REGION_KIND, REGION_THRESHOLD, REGIONS_NEEDED, RegionHash,
+                             query_region_threshold, region_hashes, region_match)
 from imaging.robust import bank_variants, query_variants
 from imaging.signals import EXACT_KINDS, hex_length, is_valid, kind_order
 
@@ -193,10 +193,22 @@ class BankMatcher:
         return sorted(matches, key=lambda m: (m.distance, kind_order(m.kind), m.record_id))
 
     def _region_matches(self, regions: Sequence[RegionHash], threshold: int) -> list[tuple[int, int]]:
-        """(entry, distance) of every record whose regions match the query's (`region_match`)."""
+        """(entry, distance) of every record whose regions match the query's (`region_match`).
+
+        A match needs REGIONS_NEEDED query regions within the threshold, so at least one of them is among any
+        len(regions) - REGIONS_NEEDED + 1: those are searched in the index, and the rest are compared only
+        with the rows of the records found (the weakest regions, the last, are the ones left out). The
+        matches are those of searching them all, for one probe less (an eighth of the regions' lookup)."""
+        index = self._indexes["region"]
+        searched = max(1, len(regions) - REGIONS_NEEDED + 1)
         hits: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
-        for probe, row, entry_idx, _, distance in self._indexes["region"].search(regions, threshold):
+        for probe, row, entry_idx, _, distance in index.search(regions[:searched], threshold):
             hits[entry_idx].append((probe, row, distance))
+        for entry_idx, pairs in hits.items():
+            rows = index.rows_of_entry(entry_idx)
+            for probe in range(searched, len(regions)):
+                pairs += [(probe, row, distance) for row, distance in index.distances(rows, regions[probe])
+                          if distance <= threshold]
         return [(entry_idx, distance) for entry_idx, pairs in hits.items()
                 if (distance := region_match(pairs, threshold)) is not None]
 
@@ -320,6 +332,15 @@ class _RowIndex:
 
     def __len__(self) -> int:
         return len(self.index)
+
+    def rows_of_entry(self, entry_idx: int) -> np.ndarray:
+        """The rows of one record (rows are added record by record, so `entry` ascends)."""
+        return np.arange(np.searchsorted(self.entry, entry_idx), np.searchsorted(self.entry, entry_idx, "right"))
+
+    def distances(self, rows: np.ndarray, probe: Hash256) -> list[tuple[int, int]]:
+        """(row, distance) of the given rows against one probe."""
+        found, distances = self.index.distances(rows, np.frombuffer(probe.to_bytes(), dtype=np.uint8))
+        return list(zip(found.tolist(), distances.tolist()))
 
     def search(self, probes: Sequence[Hash256], radius: int) -> list[tuple[int, int, int, str, int]]:
         """(probe position, row, record, stored kind, distance) of every row within `radius` of a probe."""

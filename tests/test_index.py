@@ -361,3 +361,16 @@ def test_tiny_banks_including_empty_and_single_entry(entries, query, max_distanc
     index = HammingIndex()
     index.add(hashes, ids)
     assert_exact(index, hashes, ids, query[None], max_distance)
+
+
+def test_distances_of_given_ids_skip_the_removed_and_the_unknown():
+    rng = np.random.default_rng(5)
+    hashes = rng.integers(0, 256, (300, 32), dtype=np.uint8)
+    index = HammingIndex(14)
+    index.add(hashes[:200], np.arange(200))
+    index.add(hashes[200:], np.arange(200, 300))  # a second segment
+    index.remove(np.array([7]))
+    query = rng.integers(0, 256, 32, dtype=np.uint8)
+    ids, distances = index.distances(np.array([3, 7, 250, 999]), query)
+    assert ids.tolist() == [3, 250]
+    assert distances.tolist() == [int(np.unpackbits(hashes[i] ^ query).sum()) for i in (3, 250)]

@@ -265,6 +265,33 @@ def test_one_shared_region_is_not_a_match():
     assert [(m.record_id, m.kind, m.distance) for m in found] == [("record", "pdq_region", 10)]
 
 
+def test_region_matches_are_those_of_searching_every_query_region():
+    """The last query region is compared only with the records the others found: the matches (and their
+    distances) are those of all pairs within the threshold, whichever query regions they come from."""
+    rng = np.random.default_rng(11)
+
+    def near(region: RegionHash, bits: int) -> RegionHash:
+        return RegionHash(int(region) ^ sum(1 << int(b) for b in rng.choice(256, bits, replace=False)))
+
+    records = [tuple(RegionHash.from_bits(rng.random(256) < 0.5) for _ in range(6)) for _ in range(40)]
+    bank = BankMatcher("regions", [BankEntry(f"r{i}", regions=regions) for i, regions in enumerate(records)])
+    for trial in range(60):
+        chosen = rng.choice(len(records), 2, replace=False)
+        query = [RegionHash.from_bits(rng.random(256) < 0.5) for _ in range(8)]
+        for slot, record in zip(rng.choice(8, 3, replace=False), [chosen[0], chosen[0], chosen[1]]):
+            query[slot] = near(records[record][int(rng.integers(6))], int(rng.integers(0, 10)) * 2)
+        if trial % 3 == 0:  # the last region is one of a record's two
+            query[-1] = near(records[chosen[1]][0], 6)
+            query[0] = near(records[chosen[1]][1], 12)
+        expected = {}
+        for i, regions in enumerate(records):
+            pairs = [(q, r, h - s) for q, h in enumerate(query) for r, s in enumerate(regions)]
+            if (distance := region_match(pairs)) is not None:
+                expected[f"r{i}"] = distance
+        found = {m.record_id: m.distance for m in bank.match(QueryHashes(regions=tuple(query)))}
+        assert found == expected
+
+
 def test_the_region_rule_needs_two_different_regions_on_both_sides():
     assert region_match([]) is None
     assert region_match([(0, 0, 4)]) is None
