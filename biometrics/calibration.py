@@ -98,7 +98,12 @@ def _equal_error_rate(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float,
     # FMR and FNMR only change at observed distances, so the candidates are the midpoints between consecutive
     # distinct distances plus one threshold below and one above them all.
     distinct = np.unique(np.concatenate([genuine, impostor]))
-    candidates = np.concatenate([[distinct[0] - 1e-6], (distinct[:-1] + distinct[1:]) / 2, [distinct[-1] + 1e-6]])
+    lower, upper = distinct[:-1], distinct[1:]
+    # The midpoint of two distances one ulp apart rounds to the upper one, which would count both: the lower
+    # one then stands for the threshold between them.
+    midpoints = (lower + upper) / 2
+    midpoints = np.where(midpoints < upper, midpoints, lower)
+    candidates = np.concatenate([[distinct[0] - 1e-6], midpoints, [distinct[-1] + 1e-6]])
     # Counted by bisection, as same_person would at every candidate: side="right" counts distances <= threshold.
     fmr = np.searchsorted(impostor, candidates, side="right") / len(impostor)
     fnmr = 1.0 - np.searchsorted(genuine, candidates, side="right") / len(genuine)

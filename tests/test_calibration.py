@@ -105,6 +105,17 @@ def test_overlapping_hand_computed_case():
     assert max(fmr, fnmr) == pytest.approx(0.5)
 
 
+def test_distances_one_ulp_apart_are_told_apart():
+    """|2.11 - 1.05| and |0.72 - -0.34| (1.06) come out one ulp apart: the threshold between them is a candidate
+    too (their midpoint rounds to the upper one; found by the property test below)."""
+    points = [-0.34, 1.9, 2.09, -2.94, 2.11, -2.68, 0.77, 0.72, 2.15, 1.4, 2.79, 1.05]
+    labels = [f"id{c}" for c in (0, 0, 3, 2, 2, 3, 1, 2, 1, 3, 1, 1)]
+    embeddings = np.array(points)[:, None]
+    result = calibrate(embeddings, labels)
+    assert result.eer == pytest.approx(7 / 13)
+    assert max(brute_force_rates(embeddings, labels, result.eer_threshold)) == pytest.approx(7 / 13)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     # Points on a 0.01 grid: the brute force probes thresholds 1e-9 apart, so distances that differ only in their
