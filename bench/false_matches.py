@@ -12,9 +12,10 @@ Per probe kind: the pairs within the operating radius of each row kind (31 on ow
 stored variants, REGION_THRESHOLD on regions, SMALL_QUERY_REGION_THRESHOLD on a thumbnail's), the closest
 distance, and the empirical lower tail of the distance distribution (P(d <= x) for the smallest x with at least
 TAIL_PAIRS pairs), extrapolated to the radius by a straight line through log P over the observed tail (the
-tail falls faster than that line: PDQ's distances are near binomial, so the figure errs high). Expected false matches per million lookups at 1M records:
-P(d <= radius) x stored rows of that kind per record x 1M records x 1M lookups; for regions, which need two
-different query regions on two different stored ones, the probability of two such pairs in one record.
+tail falls faster than that line: PDQ's distances are near binomial, so the figure errs high). Expected false
+matches per million lookups at 1M records: P(d <= radius) x stored rows of that kind per record x 1M records x
+1M lookups; for regions, which need two different query regions on two different stored ones, the probability
+of two such pairs in one record.
 
 Run: python -m bench.false_matches [--rows N] [--images N] [--workers N]   (a few minutes on 2 cores)
 """

@@ -39,7 +39,8 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 from imaging.index import HammingIndex
 from imaging.matching import VARIANT_THRESHOLD, BankEntry, BankMatcher, QueryHashes, image_query
 from imaging.pdq import PDQ_MIN_QUALITY, PDQ_THRESHOLD, pdq
-from imaging.regions import REGION_KIND, REGION_THRESHOLD, REGIONS_NEEDED, SMALL_QUERY_REGION_THRESHOLD
+from imaging.regions import (REGION_KIND, REGION_THRESHOLD, REGIONS_NEEDED, SMALL_QUERY_REGION_THRESHOLD,
+                             searched_regions)
 from imaging.robust import bank_variants
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
@@ -522,9 +523,9 @@ def lookup_cost(records: int, shape: LookupShape, seed: int) -> dict[str, float]
         own.search(probes, PDQ_THRESHOLD)
         variants.search(probes, VARIANT_THRESHOLD)
         count = _queries(rng, shape.regions_per_query)
-        if count:  # all but REGIONS_NEEDED - 1 of them, as BankMatcher searches them (random rows find no record)
+        if count:  # as many as BankMatcher searches the index with (random rows find no record to compare)
             small = rng.random() < shape.small_query_share
-            regions.search(random_hashes(max(1, count - REGIONS_NEEDED + 1)),
+            regions.search(random_hashes(searched_regions(count)),
                            SMALL_QUERY_REGION_THRESHOLD if small else REGION_THRESHOLD)
 
     flush = np.zeros(64 << 20, np.uint8)

@@ -41,8 +41,8 @@ from imaging.digests import digests
 from imaging.hashes import Hash256, PdqHash
 from imaging.index import HammingIndex
 from imaging.pdq import PDQ_MIN_QUALITY, PDQ_THRESHOLD, pdq, pdq_dihedral
-from imaging.regions import (QUERY_REGIONS, REGION_KIND, REGION_THRESHOLD, REGIONS_NEEDED, RegionHash,
-                             query_region_threshold, region_hashes, region_match)
+from imaging.regions import (QUERY_REGIONS, REGION_KIND, REGION_THRESHOLD, RegionHash, query_region_threshold,
+                             region_hashes, region_match, searched_regions)
 from imaging.robust import bank_variants, query_variants
 from imaging.signals import EXACT_KINDS, hex_length, is_valid, kind_order
 
@@ -193,14 +193,11 @@ class BankMatcher:
         return sorted(matches, key=lambda m: (m.distance, kind_order(m.kind), m.record_id))
 
     def _region_matches(self, regions: Sequence[RegionHash], threshold: int) -> list[tuple[int, int]]:
-        """(entry, distance) of every record whose regions match the query's (`region_match`).
-
-        A match needs REGIONS_NEEDED query regions within the threshold, so at least one of them is among any
-        len(regions) - REGIONS_NEEDED + 1: those are searched in the index, and the rest are compared only
-        with the rows of the records found (the weakest regions, the last, are the ones left out). The
-        matches are those of searching them all, for one probe less (an eighth of the regions' lookup)."""
+        """(entry, distance) of every record whose regions match the query's (`region_match`). The strongest
+        `searched_regions` are searched in the index, the rest compared only with the rows of the records found:
+        the matches are those of searching them all, for one probe less (an eighth of the regions' lookup)."""
         index = self._indexes["region"]
-        searched = max(1, len(regions) - REGIONS_NEEDED + 1)
+        searched = searched_regions(len(regions))
         hits: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
         for probe, row, entry_idx, _, distance in index.search(regions[:searched], threshold):
             hits[entry_idx].append((probe, row, distance))

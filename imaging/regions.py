@@ -78,6 +78,13 @@ class RegionHash(Hash256):
     __slots__ = ()
 
 
+def searched_regions(count: int) -> int:
+    """How many of a query's `count` regions (strongest first) a lookup searches the index with: a match needs
+    REGIONS_NEEDED of them, so at least one is among any count - REGIONS_NEEDED + 1, and the rest need only be
+    compared with the records those find."""
+    return max(1, count - REGIONS_NEEDED + 1)
+
+
 def query_region_threshold(height: int, width: int) -> int:
     """The distance within which a query picture of this size finds its regions."""
     return SMALL_QUERY_REGION_THRESHOLD if max(height, width) <= SMALL_QUERY_SIDE else REGION_THRESHOLD
